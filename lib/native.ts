@@ -1,0 +1,60 @@
+// The addon's contract, typed. Loaded once per environment (main thread or worker) through
+// node-gyp-build: a prebuild from prebuilds/ when present, else build/Release.
+import * as path from 'path';
+
+/** [address, port, family] */
+export type NativeAddr = [string, number, number];
+
+export interface NativePoller {
+  /** events: 1 readable, 2 writable, 0 none. Returns a libuv status. */
+  start(events: number): number;
+  stop(): void;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** kernel socket calls: each returns its result or -errno */
+export interface NativeKernel {
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, family: number, address: string, port: number): number;
+  listen(fd: number, backlog: number): number;
+  accept(fd: number): number;
+  connect(fd: number, family: number, address: string, port: number): number;
+  getsockname(fd: number): NativeAddr | number;
+  getpeername(fd: number): NativeAddr | number;
+  send(fd: number, data: Uint8Array): number;
+  sendv(fd: number, chunks: Uint8Array[]): number;
+  sendto(fd: number, data: Uint8Array, family: number, address: string, port: number): number;
+  recv(fd: number): Buffer | number;
+  /** [data, address, port, family, truncated] */
+  recvfrom(fd: number): [Buffer, string, number, number, boolean] | number;
+  shutdown(fd: number, how: number): number;
+  close(fd: number): number;
+  /** stop owning fd (handed to Node's own handles) */
+  release(fd: number): void;
+  abort(fd: number): number;
+  setsockopt(fd: number, level: number, name: number, value: number): number;
+  /** [value] or -errno */
+  getsockopt(fd: number, level: number, name: number): [number] | number;
+  membership(fd: number, family: number, add: boolean, group: string, iface?: string): number;
+  multicastInterface(fd: number, family: number, iface: string): number;
+  Poller: new (fd: number, callback: (status: number, events: number) => void) => NativePoller;
+}
+
+export interface NativeAddon {
+  kernel: NativeKernel;
+  /** kernel descriptors this environment still owns */
+  ownedFds(): number;
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(path.join(__dirname, '..', '..'));
+  }
+  return addon;
+}
