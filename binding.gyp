@@ -4,7 +4,9 @@
       "target_name": "msockets",
       "sources": [
         "native/binding/addon.cc",
-        "native/binding/kernel_socket.cc"
+        "native/binding/kernel_socket.cc",
+        "native/binding/user_stack.cc",
+        "<!@(find native/engine native/link -name '*.cc' | sort)"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -15,10 +15,21 @@ import {
   type RawSocket, type Stack,
 } from './raw';
 import { kernelStack, kernelStackWithOwnClasses, KernelRawSocket } from './stacks/kernel';
+import { newUserStack, type StackOptions, type UserStack } from './stacks/user';
 
 export type { RawSocket, Stack, SockAddr, Datagram, SockOpt } from './raw';
 export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SHUT_RD, SHUT_WR, SHUT_RDWR } from './raw';
 export { kernelStack, kernelStackWithOwnClasses };
+export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
+export { parseConfigString } from './stacks/user';
+
+/**
+ * newStack(options | 'eth,ip=10.0.0.2/24,gw=10.0.0.1,link=hub://lan'): a user-space TCP/IP
+ * stack in this thread, as cheap as a socket. With a name it is findable with stack(name).
+ */
+export function newStack(options: StackOptions | string = {}): UserStack {
+  return newUserStack(options);
+}
 
 // ---- the stacks this environment knows by name
 

@@ -9,6 +9,8 @@
 
 namespace msb {
 
+class UserRuntime;
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
@@ -29,6 +31,7 @@ class Addon : public Napi::Addon<Addon> {
 
   // scratch memory for receives (one copy out per call)
   uint8_t* scratch() { return scratch_; }
+  UserRuntime* user_runtime = nullptr;
   static constexpr size_t kScratch = 256 * 1024;
 
  private:
@@ -41,5 +44,6 @@ class Addon : public Napi::Addon<Addon> {
 };
 
 void InitKernel(Napi::Env env, Napi::Object exports);
+void InitUser(Napi::Env env, Napi::Object exports);
 
 }  // namespace msb

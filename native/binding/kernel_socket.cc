@@ -299,7 +299,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       throw e;
     }
     handle_->poll.data = handle_;
-    closer_ = addon_->add_closer([this]() { CloseHandle(); });
+    closer_ = addon_->add_closer([this]() { closer_ = nullptr; CloseHandle(); });
   }
 
   ~Poller() override {
@@ -320,7 +320,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (events & UV_READABLE) ev |= 1;
     if (events & UV_WRITABLE) ev |= 2;
     if (events & UV_DISCONNECT) ev |= 1;
-    self->cb_.MakeCallback(env.Global(), { Napi::Number::New(env, status), Napi::Number::New(env, ev) });
+    try {
+      self->cb_.MakeCallback(env.Global(), { Napi::Number::New(env, status), Napi::Number::New(env, ev) });
+    } catch (const Napi::Error& e) {
+      // the listener threw: an uncaught exception, as for any other event
+      napi_fatal_exception(env, e.Value());
+    }
   }
 
   void CloseHandle() {

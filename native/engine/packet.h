@@ -38,6 +38,9 @@ class PacketBuf {
   void append(const void* src, size_t n) { std::memcpy(append(n), src, n); }
   void trim_front(size_t n) { head_ += n; }
   void trim_back(size_t n) { tail_ -= n; }
+  size_t capacity() const { return cap_; }
+  /** empty again, with `headroom` bytes before the start (needs headroom <= capacity()) */
+  void reset(size_t headroom = kDefaultHeadroom) { head_ = tail_ = headroom; }
   /** a copy with the same headroom */
   PacketBuf clone() const { PacketBuf c(size(), head_); c.append(data(), size()); return c; }
 

@@ -36,6 +36,10 @@ struct TcpConfig {
   uint32_t fin_wait2_ms = 60000;
   uint32_t syn_backlog = 256;           // half-open connections per listener before SYN cookies
   uint32_t max_backlog = 4096;          // cap on listen(backlog)
+  // additions by the TCP module (defaulted, source-compatible)
+  uint32_t syn_ack_retries = 5;         // SYN-ACK retransmissions of a half-open connection
+  uint32_t max_time_wait = 4096;        // bound on TIME-WAIT sockets per layer (then closed at once)
+  uint32_t ofo_max_blocks = 256;        // out-of-order ranges kept per connection (bytes are bounded by the window)
 };
 
 struct RouteInfo {

@@ -1,0 +1,146 @@
+// The per-environment runtime of user-space stacks, and the N-API wrapper of one stack.
+#pragma once
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/stack.h"
+
+#include "link/hub.h"
+
+namespace msb {
+
+class UserStack;
+
+class UserRuntime {
+ public:
+  static UserRuntime* Get(Napi::Env env);
+  UserRuntime(Napi::Env env, uv_loop_t* loop);
+  ~UserRuntime();
+  /** environment teardown: close every stack and the libuv handles; deletes itself */
+  void Shutdown();
+
+  ms::Micros Now() const;
+  /** the time taken at the start of the current turn's round */
+  ms::Micros TurnNow() const { return turn_now_; }
+  /** work is queued: make sure a turn runs soon */
+  void Kick();
+  void Add(UserStack* s);
+  void Remove(UserStack* s);
+  UserStack* Find(int id) const { auto it = by_id_.find(id); return it == by_id_.end() ? nullptr : it->second; }
+  ms::Hub* HubNamed(const std::string& name);
+  void Event(UserStack* s, int sd, uint32_t ev);
+  void AddPing(UserStack* s, const ms::PingResult& r);
+  /** a stack's deadline may have changed */
+  void Schedule(UserStack* s);
+  /** referenced sockets and pings in flight keep the loop alive */
+  void Ref(int delta);
+
+  Napi::FunctionReference dispatcher_;
+  std::unordered_map<std::string, std::unique_ptr<ms::Hub>> hubs_;
+  std::vector<UserStack*> touched_;
+
+ private:
+  void Turn();
+  bool Deliver();
+  void ArmTimer(ms::Micros at);
+
+  struct PendingEvent { UserStack* stack; int sd; uint32_t events; };
+  struct PendingPing { UserStack* stack; ms::PingResult result; };
+  struct Deadline {
+    ms::Micros at; uint64_t serial; int id;
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+
+  Napi::Env env_;
+  uv_loop_t* loop_;
+  uv_timer_t timer_;
+  uv_idle_t idle_;
+  uv_check_t check_;
+  int closing_ = 0;
+  bool shut_ = false, kicked_ = false, in_turn_ = false, timer_armed_ = false;
+  ms::Micros timer_at_ = 0, turn_now_ = 0;
+  int refs_ = 0;
+  std::vector<UserStack*> stacks_;
+  std::unordered_map<int, UserStack*> by_id_;
+  std::vector<PendingEvent> events_;
+  std::vector<PendingPing> pings_;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
+};
+
+class UserStack : public Napi::ObjectWrap<UserStack> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit UserStack(const Napi::CallbackInfo& info);
+  ~UserStack() override;
+
+  ms::Stack& stack() { return stack_; }
+  int id() const { return id_; }
+  bool alive() const { return alive_; }
+  uint64_t serial() const { return serial_; }
+  void MarkTouched();
+  void ClearTouched() { touched_ = false; }
+  void CloseStack();
+  void DeliverPing(const ms::PingResult& r);
+  void Enter();
+  void Leave();
+
+ private:
+  Napi::Value AddInterface(const Napi::CallbackInfo& info);
+  Napi::Value AttachHub(const Napi::CallbackInfo& info);
+  Napi::Value SetImpair(const Napi::CallbackInfo& info);
+  Napi::Value SetCapture(const Napi::CallbackInfo& info);
+  Napi::Value AddAddress(const Napi::CallbackInfo& info);
+  Napi::Value AddRoute(const Napi::CallbackInfo& info);
+  Napi::Value Interfaces(const Napi::CallbackInfo& info);
+  Napi::Value Socket(const Napi::CallbackInfo& info);
+  Napi::Value Bind(const Napi::CallbackInfo& info);
+  Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value Accept(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value GetSockName(const Napi::CallbackInfo& info);
+  Napi::Value GetPeerName(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Sendv(const Napi::CallbackInfo& info);
+  Napi::Value SendTo(const Napi::CallbackInfo& info);
+  Napi::Value Recv(const Napi::CallbackInfo& info);
+  Napi::Value RecvFrom(const Napi::CallbackInfo& info);
+  Napi::Value Shutdown(const Napi::CallbackInfo& info);
+  Napi::Value CloseSocket(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value SetSockOpt(const Napi::CallbackInfo& info);
+  Napi::Value GetSockOpt(const Napi::CallbackInfo& info);
+  Napi::Value Membership(const Napi::CallbackInfo& info);
+  Napi::Value MulticastInterface(const Napi::CallbackInfo& info);
+  Napi::Value Events(const Napi::CallbackInfo& info);
+  Napi::Value RefSocket(const Napi::CallbackInfo& info);
+  Napi::Value UnrefSocket(const Napi::CallbackInfo& info);
+  Napi::Value Ping(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Sockets(const Napi::CallbackInfo& info);
+  Napi::Value CloseStackJs(const Napi::CallbackInfo& info);
+
+  struct PortCtx { UserStack* stack; int ifindex; };
+  struct Port { ms::Hub* hub; ms::Hub::Port* port; std::unique_ptr<PortCtx> ctx; };
+
+  UserRuntime* rt_;
+  int id_;
+  ms::Stack stack_;
+  bool alive_ = true, touched_ = false;
+  uint64_t serial_ = 0;
+  std::vector<Port> ports_;
+  std::unordered_set<int> refd_;
+  int refs_ = 0;
+  int pings_out_ = 0;
+  Napi::FunctionReference on_ping_;
+};
+
+void InitUser(Napi::Env env, Napi::Object exports);
+
+}  // namespace msb

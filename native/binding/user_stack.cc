@@ -1,0 +1,798 @@
+// User-space stacks on the libuv loop of the thread that created them.
+//
+// One UserRuntime per environment runs every stack of that thread: a uv_check (with a
+// uv_idle to keep the loop from sleeping while work is queued) does a "turn": hand hub frames
+// to their stacks, run due timers, then give JavaScript every readiness change of the turn
+// in one call. One uv_timer is armed to the earliest deadline of all stacks. Frames between
+// stacks on one hub never touch a system call.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "addon.h"
+#include "engine/stack.h"
+#include "link/hub.h"
+#include "user_runtime.h"
+
+namespace msb {
+namespace {
+
+Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+int Int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+bool ParseEndpoint(const Napi::Value& addr, int port, ms::Endpoint* ep, int family_hint) {
+  std::string text = addr.As<Napi::String>().Utf8Value();
+  ep->port = uint16_t(port);
+  if (text.empty()) {
+    ep->addr = ms::IpAddr();
+    ep->addr.family = uint8_t(family_hint == AF_INET6 ? 6 : 4);
+    return true;
+  }
+  return ep->addr.parse(text.c_str());
+}
+
+Napi::Value EndpointValue(Napi::Env env, const ms::Endpoint& ep) {
+  Napi::Array a = Napi::Array::New(env, 3);
+  ms::IpAddr addr = ep.addr;
+  if (!addr.family) addr.family = 4;
+  a.Set(uint32_t(0), Napi::String::New(env, addr.str()));
+  a.Set(uint32_t(1), Num(env, ep.port));
+  a.Set(uint32_t(2), Num(env, addr.family == 6 ? AF_INET6 : AF_INET));
+  return a;
+}
+
+bool ParseMac(const std::string& s, ms::MacAddr* mac) {
+  unsigned v[6];
+  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) return false;
+  for (int i = 0; i < 6; i++) { if (v[i] > 255) return false; mac->b[i] = uint8_t(v[i]); }
+  return true;
+}
+
+std::string MacText(const ms::MacAddr& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m.b[0], m.b[1], m.b[2], m.b[3], m.b[4], m.b[5]);
+  return buf;
+}
+
+double NumOpt(const Napi::Object& o, const char* key, double def) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : def;
+}
+bool BoolOpt(const Napi::Object& o, const char* key, bool def) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// UserRuntime
+
+UserRuntime::UserRuntime(Napi::Env env, uv_loop_t* loop) : env_(env), loop_(loop) {
+  uv_timer_init(loop_, &timer_);
+  uv_idle_init(loop_, &idle_);
+  uv_check_init(loop_, &check_);
+  timer_.data = idle_.data = check_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&idle_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_check_start(&check_, [](uv_check_t* h) { static_cast<UserRuntime*>(h->data)->Turn(); });
+}
+
+UserRuntime::~UserRuntime() = default;
+
+void UserRuntime::Shutdown() {
+  if (shut_) return;
+  shut_ = true;
+  for (auto* s : std::vector<UserStack*>(stacks_)) s->CloseStack();
+  stacks_.clear();
+  hubs_.clear();
+  uv_timer_stop(&timer_);
+  uv_idle_stop(&idle_);
+  uv_check_stop(&check_);
+  // handles are freed by their close callbacks; the runtime object lives until the last one
+  closing_ = 3;
+  auto done = [](uv_handle_t* h) {
+    auto* rt = static_cast<UserRuntime*>(h->data);
+    if (--rt->closing_ == 0) delete rt;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), done);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), done);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), done);
+}
+
+ms::Micros UserRuntime::Now() const { return uv_hrtime() / 1000; }
+
+void UserRuntime::Kick() {
+  if (kicked_ || shut_) return;
+  kicked_ = true;
+  uv_idle_start(&idle_, [](uv_idle_t*) {});
+}
+
+void UserRuntime::Add(UserStack* s) { stacks_.push_back(s); by_id_[s->id()] = s; }
+
+void UserRuntime::Remove(UserStack* s) {
+  stacks_.erase(std::remove(stacks_.begin(), stacks_.end(), s), stacks_.end());
+  auto it = by_id_.find(s->id());
+  if (it != by_id_.end() && it->second == s) by_id_.erase(it);
+  events_.erase(std::remove_if(events_.begin(), events_.end(), [&](const PendingEvent& e) { return e.stack == s; }), events_.end());
+}
+
+ms::Hub* UserRuntime::HubNamed(const std::string& name) {
+  auto it = hubs_.find(name);
+  if (it != hubs_.end()) return it->second.get();
+  auto hub = std::make_unique<ms::Hub>();
+  ms::Hub* h = hub.get();
+  hubs_.emplace(name, std::move(hub));
+  return h;
+}
+
+void UserRuntime::Event(UserStack* s, int sd, uint32_t ev) {
+  events_.push_back({s, sd, ev});
+  Kick();
+}
+
+void UserRuntime::Schedule(UserStack* s) {
+  ms::Micros at = s->stack().poll_at();
+  if (at == ms::kNever) return;
+  deadlines_.push({at, s->serial(), s->id()});
+  if (!timer_armed_ || at < timer_at_) ArmTimer(at);
+}
+
+void UserRuntime::ArmTimer(ms::Micros at) {
+  ms::Micros now = Now();
+  uint64_t ms = at <= now ? 0 : (at - now + 999) / 1000;
+  timer_at_ = at;
+  timer_armed_ = true;
+  uv_timer_start(&timer_, [](uv_timer_t* t) {
+    auto* rt = static_cast<UserRuntime*>(t->data);
+    rt->timer_armed_ = false;
+    rt->Turn();
+  }, ms, 0);
+}
+
+// The check handle is always active: referenced, it keeps the loop alive (blocking in poll
+// until a timer or I/O is due), as a listening socket does.
+void UserRuntime::Ref(int delta) {
+  refs_ += delta;
+  if (refs_ > 0) uv_ref(reinterpret_cast<uv_handle_t*>(&check_));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+}
+
+void UserRuntime::Turn() {
+  if (shut_ || in_turn_) return;
+  in_turn_ = true;
+  kicked_ = false;
+  for (int round = 0; round < 64; round++) {
+    ms::Micros now = Now();
+    size_t moved = 0;
+    turn_now_ = now;
+    for (auto& kv : hubs_) { kv.second->set_now(now); moved += kv.second->drain(4096); }
+    // due timers
+    while (!deadlines_.empty() && deadlines_.top().at <= now) {
+      Deadline d = deadlines_.top();
+      deadlines_.pop();
+      UserStack* s = Find(d.id);
+      if (!s || d.serial != s->serial()) continue;
+      if (s->stack().poll_at() <= now) {
+        s->stack().poll(now);
+        moved++;
+      }
+      s->MarkTouched();
+    }
+    for (UserStack* s : touched_) { s->ClearTouched(); if (s->alive()) Schedule(s); }
+    touched_.clear();
+    bool delivered = Deliver();
+    if (!moved && !delivered) break;
+  }
+  // keep turning while hubs hold frames
+  bool pending = !events_.empty();
+  for (auto& kv : hubs_) if (kv.second->pending()) pending = true;
+  for (UserStack* s : touched_) { s->ClearTouched(); if (s->alive()) Schedule(s); }
+  touched_.clear();
+  if (pending) Kick();
+  else uv_idle_stop(&idle_);
+  if (!deadlines_.empty()) {
+    // drop stale heads so the timer is armed to a live deadline
+    while (!deadlines_.empty()) {
+      UserStack* s = Find(deadlines_.top().id);
+      if (s && deadlines_.top().serial == s->serial()) break;
+      deadlines_.pop();
+    }
+    if (!deadlines_.empty() && (!timer_armed_ || deadlines_.top().at != timer_at_)) ArmTimer(deadlines_.top().at);
+  }
+  in_turn_ = false;
+}
+
+bool UserRuntime::Deliver() {
+  bool any = false;
+  // ping results first (rare), then readiness in one call
+  if (!pings_.empty()) {
+    auto pings = std::move(pings_);
+    pings_.clear();
+    for (auto& p : pings) {
+      if (!p.stack->alive()) continue;
+      p.stack->DeliverPing(p.result);
+    }
+    any = true;
+  }
+  if (events_.empty() || dispatcher_.IsEmpty()) return any;
+  Napi::HandleScope scope(env_);
+  size_t n = events_.size();
+  Napi::Int32Array arr = Napi::Int32Array::New(env_, n * 3);
+  for (size_t i = 0; i < n; i++) {
+    arr[i * 3] = events_[i].stack->id();
+    arr[i * 3 + 1] = events_[i].sd;
+    arr[i * 3 + 2] = int32_t(events_[i].events);
+  }
+  events_.clear();
+  try {
+    dispatcher_.MakeCallback(env_.Global(), { arr });
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env_, e.Value());
+  }
+  return true;
+}
+
+void UserRuntime::AddPing(UserStack* s, const ms::PingResult& r) {
+  pings_.push_back({s, r});
+  Kick();
+}
+
+// ---------------------------------------------------------------------------------------
+// UserStack
+
+Napi::Function UserStack::Init(Napi::Env env) {
+  return DefineClass(env, "UserStack", {
+    InstanceMethod("addInterface", &UserStack::AddInterface),
+    InstanceMethod("attachHub", &UserStack::AttachHub),
+    InstanceMethod("setImpair", &UserStack::SetImpair),
+    InstanceMethod("setCapture", &UserStack::SetCapture),
+    InstanceMethod("addAddress", &UserStack::AddAddress),
+    InstanceMethod("addRoute", &UserStack::AddRoute),
+    InstanceMethod("interfaces", &UserStack::Interfaces),
+    InstanceMethod("socket", &UserStack::Socket),
+    InstanceMethod("bind", &UserStack::Bind),
+    InstanceMethod("listen", &UserStack::Listen),
+    InstanceMethod("accept", &UserStack::Accept),
+    InstanceMethod("connect", &UserStack::Connect),
+    InstanceMethod("getsockname", &UserStack::GetSockName),
+    InstanceMethod("getpeername", &UserStack::GetPeerName),
+    InstanceMethod("send", &UserStack::Send),
+    InstanceMethod("sendv", &UserStack::Sendv),
+    InstanceMethod("sendto", &UserStack::SendTo),
+    InstanceMethod("recv", &UserStack::Recv),
+    InstanceMethod("recvfrom", &UserStack::RecvFrom),
+    InstanceMethod("shutdown", &UserStack::Shutdown),
+    InstanceMethod("close", &UserStack::CloseSocket),
+    InstanceMethod("abort", &UserStack::Abort),
+    InstanceMethod("setsockopt", &UserStack::SetSockOpt),
+    InstanceMethod("getsockopt", &UserStack::GetSockOpt),
+    InstanceMethod("membership", &UserStack::Membership),
+    InstanceMethod("multicastInterface", &UserStack::MulticastInterface),
+    InstanceMethod("events", &UserStack::Events),
+    InstanceMethod("ref", &UserStack::RefSocket),
+    InstanceMethod("unref", &UserStack::UnrefSocket),
+    InstanceMethod("ping", &UserStack::Ping),
+    InstanceMethod("stats", &UserStack::Stats),
+    InstanceMethod("sockets", &UserStack::Sockets),
+    InstanceMethod("closeStack", &UserStack::CloseStackJs),
+  });
+}
+
+static ms::StackConfig ConfigFrom(const Napi::Object& o) {
+  ms::StackConfig c;
+  if (o.Get("seed").IsNumber()) c.seed = uint64_t(o.Get("seed").As<Napi::Number>().DoubleValue());
+  if (o.Get("tcp").IsObject()) {
+    Napi::Object t = o.Get("tcp").As<Napi::Object>();
+    ms::TcpConfig& tc = c.tcp;
+    Napi::Value cong = t.Get("congestion");
+    if (cong.IsString()) tc.congestion = cong.As<Napi::String>().Utf8Value() == "newreno" ? ms::Congestion::NewReno : ms::Congestion::Cubic;
+    tc.send_buffer = uint32_t(NumOpt(t, "sendBuffer", tc.send_buffer));
+    tc.receive_buffer = uint32_t(NumOpt(t, "receiveBuffer", tc.receive_buffer));
+    tc.receive_buffer_max = uint32_t(NumOpt(t, "receiveBufferMax", std::max<double>(tc.receive_buffer_max, tc.receive_buffer)));
+    tc.mss = uint32_t(NumOpt(t, "mss", tc.mss));
+    tc.rto_min_ms = uint32_t(NumOpt(t, "rtoMin", tc.rto_min_ms));
+    tc.sack = BoolOpt(t, "sack", tc.sack);
+    tc.window_scale = BoolOpt(t, "windowScale", tc.window_scale);
+    tc.timestamps = BoolOpt(t, "timestamps", tc.timestamps);
+    tc.keepalive_idle_ms = uint32_t(NumOpt(t, "keepaliveIdle", tc.keepalive_idle_ms));
+    tc.keepalive_interval_ms = uint32_t(NumOpt(t, "keepaliveInterval", tc.keepalive_interval_ms));
+    tc.keepalive_count = uint32_t(NumOpt(t, "keepaliveCount", tc.keepalive_count));
+    tc.time_wait_ms = uint32_t(NumOpt(t, "timeWait", tc.time_wait_ms));
+    tc.syn_backlog = uint32_t(NumOpt(t, "synBacklog", tc.syn_backlog));
+  }
+  return c;
+}
+
+UserStack::UserStack(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<UserStack>(info),
+      rt_(UserRuntime::Get(info.Env())),
+      id_(Int(info, 0)),
+      stack_(ConfigFrom(info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env()))) {
+  if (info[2].IsFunction()) on_ping_ = Napi::Persistent(info[2].As<Napi::Function>());
+  stack_.set_event_sink([](void* ctx, int sd, uint32_t ev) {
+    auto* self = static_cast<UserStack*>(ctx);
+    self->rt_->Event(self, sd, ev);
+  }, this);
+  stack_.set_ping_handler([](void* ctx, const ms::PingResult& r) {
+    auto* self = static_cast<UserStack*>(ctx);
+    self->rt_->AddPing(self, r);
+  }, this);
+  stack_.set_now(rt_->Now());
+  rt_->Add(this);
+}
+
+UserStack::~UserStack() { CloseStack(); }
+
+void UserStack::Enter() {
+  stack_.set_now(rt_->Now());
+}
+
+void UserStack::Leave() {
+  MarkTouched();
+  rt_->Kick();
+}
+
+void UserStack::MarkTouched() {
+  if (touched_ || !alive_) return;
+  touched_ = true;
+  serial_++;
+  rt_->touched_.push_back(this);
+}
+
+void UserStack::CloseStack() {
+  if (!alive_) return;
+  Enter();
+  stack_.close();
+  for (auto& p : ports_) p.hub->detach(p.port);
+  ports_.clear();
+  if (refs_) { rt_->Ref(-refs_); refs_ = 0; }
+  alive_ = false;
+  rt_->Remove(this);
+  rt_->touched_.erase(std::remove(rt_->touched_.begin(), rt_->touched_.end(), this), rt_->touched_.end());
+}
+
+Napi::Value UserStack::CloseStackJs(const Napi::CallbackInfo& info) {
+  CloseStack();
+  on_ping_.Reset();
+  return info.Env().Undefined();
+}
+
+#define USER_GUARD(info) \
+  if (!alive_) return Num(info.Env(), -ENETDOWN); \
+  Enter(); \
+  struct LeaveGuard { UserStack* s; ~LeaveGuard() { s->Leave(); } } leave_guard{this}
+
+Napi::Value UserStack::AddInterface(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  Napi::Object o = info[0].As<Napi::Object>();
+  ms::InterfaceConfig c;
+  c.name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "eth" + std::to_string(stack_.interface_count());
+  if (o.Get("mac").IsString() && !ParseMac(o.Get("mac").As<Napi::String>().Utf8Value(), &c.mac)) return Num(info.Env(), -EINVAL);
+  c.mtu = uint32_t(NumOpt(o, "mtu", 1500));
+  c.force_checksums = BoolOpt(o, "forceChecksums", false);
+  return Num(info.Env(), stack_.add_interface(c));
+}
+
+Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int ifindex = Int(info, 0);
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  const ms::Interface* ifp = stack_.interface(ifindex);
+  if (!ifp) return Num(info.Env(), -ENODEV);
+  ms::Hub* hub = rt_->HubNamed(name);
+  auto ctx = std::make_unique<PortCtx>(PortCtx{this, ifindex});
+  ms::Hub::Port* port = hub->attach([](void* c, const uint8_t* frame, size_t len) {
+    auto* pc = static_cast<PortCtx*>(c);
+    UserStack* self = pc->stack;
+    if (!self->alive_) return;
+    self->stack_.set_now(self->rt_->TurnNow());
+    self->stack_.input(pc->ifindex, frame, len);
+    self->MarkTouched();
+  }, ctx.get());
+  if (!port) return Num(info.Env(), -ENOBUFS);
+  ports_.push_back({hub, port, std::move(ctx)});
+  return Num(info.Env(), stack_.set_link(ifindex, port));
+}
+
+Napi::Value UserStack::SetImpair(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  Napi::Object o = info[1].As<Napi::Object>();
+  ms::Impair im;
+  im.loss = NumOpt(o, "loss", 0);
+  im.duplicate = NumOpt(o, "duplicate", 0);
+  im.reorder = NumOpt(o, "reorder", 0);
+  im.corrupt = NumOpt(o, "corrupt", 0);
+  im.delay_ms = uint32_t(NumOpt(o, "delay", 0));
+  im.jitter_ms = uint32_t(NumOpt(o, "jitter", 0));
+  return Num(info.Env(), stack_.set_impair(Int(info, 0), im));
+}
+
+Napi::Value UserStack::SetCapture(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  if (info[1].IsString()) {
+    std::string path = info[1].As<Napi::String>().Utf8Value();
+    return Num(info.Env(), stack_.set_capture(Int(info, 0), path.c_str()));
+  }
+  return Num(info.Env(), stack_.set_capture(Int(info, 0), nullptr));
+}
+
+Napi::Value UserStack::AddAddress(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr a;
+  if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.add_address(Int(info, 0), a, uint8_t(Int(info, 2))));
+}
+
+Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr dst, gw;
+  if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  std::string via = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  if (!via.empty() && !gw.parse(via.c_str())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, info[3].IsNumber() ? Int(info, 3) : 0));
+}
+
+Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (!alive_) return out;
+  for (int i = 1; i <= stack_.interface_count(); i++) {
+    const ms::Interface* ifp = stack_.interface(i);
+    if (!ifp) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", Num(env, ifp->index));
+    o.Set("name", Napi::String::New(env, ifp->name));
+    o.Set("mac", Napi::String::New(env, MacText(ifp->mac)));
+    o.Set("mtu", Num(env, ifp->mtu));
+    Napi::Array addrs = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (auto& a : ifp->addrs) addrs.Set(k++, Napi::String::New(env, a.addr.str() + "/" + std::to_string(a.prefix)));
+    o.Set("addresses", addrs);
+    const ms::InterfaceStats& s = ifp->stats;
+    Napi::Object st = Napi::Object::New(env);
+    st.Set("rxFrames", Num(env, double(s.rx_frames)));
+    st.Set("rxBytes", Num(env, double(s.rx_bytes)));
+    st.Set("txFrames", Num(env, double(s.tx_frames)));
+    st.Set("txBytes", Num(env, double(s.tx_bytes)));
+    st.Set("rxMalformed", Num(env, double(s.rx_malformed)));
+    st.Set("rxNotForUs", Num(env, double(s.rx_not_for_us)));
+    st.Set("rxUnknownType", Num(env, double(s.rx_unknown_type)));
+    st.Set("txNoLink", Num(env, double(s.tx_no_link)));
+    st.Set("impairLost", Num(env, double(s.impair_lost)));
+    st.Set("impairDuplicated", Num(env, double(s.impair_duplicated)));
+    st.Set("impairReordered", Num(env, double(s.impair_reordered)));
+    st.Set("impairCorrupted", Num(env, double(s.impair_corrupted)));
+    st.Set("impairDelayed", Num(env, double(s.impair_delayed)));
+    o.Set("stats", st);
+    out.Set(uint32_t(i - 1), o);
+  }
+  return out;
+}
+
+Napi::Value UserStack::Socket(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  return Num(info.Env(), stack_.socket(Int(info, 0), Int(info, 1), Int(info, 2)));
+}
+
+Napi::Value UserStack::Bind(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::Endpoint ep;
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.bind(Int(info, 0), ep));
+}
+
+Napi::Value UserStack::Listen(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  return Num(info.Env(), stack_.listen(Int(info, 0), Int(info, 1)));
+}
+
+Napi::Value UserStack::Accept(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  return Num(info.Env(), stack_.accept(Int(info, 0)));
+}
+
+Napi::Value UserStack::Connect(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::Endpoint ep;
+  if (Int(info, 1) == 0) return Num(info.Env(), stack_.connect(Int(info, 0), ep));
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.connect(Int(info, 0), ep));
+}
+
+Napi::Value UserStack::GetSockName(const Napi::CallbackInfo& info) {
+  if (!alive_) return Num(info.Env(), -EBADF);
+  ms::Endpoint ep;
+  int r = stack_.getsockname(Int(info, 0), &ep);
+  if (r < 0) return Num(info.Env(), r);
+  return EndpointValue(info.Env(), ep);
+}
+
+Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
+  if (!alive_) return Num(info.Env(), -EBADF);
+  ms::Endpoint ep;
+  int r = stack_.getpeername(Int(info, 0), &ep);
+  if (r < 0) return Num(info.Env(), r);
+  return EndpointValue(info.Env(), ep);
+}
+
+Napi::Value UserStack::Send(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  auto buf = info[1].As<Napi::Uint8Array>();
+  return Num(info.Env(), double(stack_.send(Int(info, 0), buf.Data(), buf.ByteLength())));
+}
+
+Napi::Value UserStack::Sendv(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int sd = Int(info, 0);
+  auto arr = info[1].As<Napi::Array>();
+  long total = 0;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    auto b = arr.Get(i).As<Napi::Uint8Array>();
+    if (b.ByteLength() == 0) continue;
+    long n = stack_.send(sd, b.Data(), b.ByteLength());
+    if (n < 0) return Num(info.Env(), double(total > 0 ? total : n));
+    total += n;
+    if (size_t(n) < b.ByteLength()) break;
+  }
+  return Num(info.Env(), double(total));
+}
+
+Napi::Value UserStack::SendTo(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  auto buf = info[1].As<Napi::Uint8Array>();
+  ms::Endpoint ep;
+  if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2))) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), double(stack_.sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
+}
+
+Napi::Value UserStack::Recv(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int sd = Int(info, 0);
+  long avail = stack_.recv_available(sd);
+  if (avail > 0) {
+    // everything readable in one Buffer: one crossing for the whole batch
+    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(info.Env(), size_t(avail));
+    long n = stack_.recv(sd, b.Data(), size_t(avail));
+    if (n < 0) return Num(info.Env(), double(n));
+    if (n < avail) return Napi::Buffer<uint8_t>::Copy(info.Env(), b.Data(), size_t(n));
+    return b;
+  }
+  uint8_t dummy[1];
+  long n = stack_.recv(sd, dummy, 0);
+  if (n < 0) return Num(info.Env(), double(n));
+  return Napi::Buffer<uint8_t>::New(info.Env(), 0);
+}
+
+Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  Napi::Env env = info.Env();
+  int sd = Int(info, 0);
+  long avail = stack_.recv_available(sd);
+  if (avail < 0) return Num(env, double(avail));
+  ms::Endpoint from;
+  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, size_t(avail));
+  long n = stack_.recvfrom(sd, b.Data(), size_t(avail), 0, &from);
+  if (n < 0) return Num(env, double(n));
+  Napi::Array r = Napi::Array::New(env, 5);
+  r.Set(uint32_t(0), b);
+  Napi::Array ep = EndpointValue(env, from).As<Napi::Array>();
+  r.Set(uint32_t(1), ep.Get(uint32_t(0)));
+  r.Set(uint32_t(2), ep.Get(uint32_t(1)));
+  r.Set(uint32_t(3), ep.Get(uint32_t(2)));
+  r.Set(uint32_t(4), Napi::Boolean::New(env, n > avail));
+  return r;
+}
+
+Napi::Value UserStack::Shutdown(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  return Num(info.Env(), stack_.shutdown(Int(info, 0), Int(info, 1)));
+}
+
+Napi::Value UserStack::CloseSocket(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int sd = Int(info, 0);
+  auto it = refd_.find(sd);
+  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
+  return Num(info.Env(), stack_.close(sd));
+}
+
+Napi::Value UserStack::Abort(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int sd = Int(info, 0);
+  auto it = refd_.find(sd);
+  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
+  return Num(info.Env(), stack_.abort(sd));
+}
+
+Napi::Value UserStack::SetSockOpt(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int v = Int(info, 3);
+  return Num(info.Env(), stack_.setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v)));
+}
+
+Napi::Value UserStack::GetSockOpt(const Napi::CallbackInfo& info) {
+  if (!alive_) return Num(info.Env(), -EBADF);
+  int v = 0;
+  size_t len = sizeof(v);
+  int r = stack_.getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
+  if (r < 0) return Num(info.Env(), r);
+  Napi::Array a = Napi::Array::New(info.Env(), 1);
+  a.Set(uint32_t(0), Num(info.Env(), v));
+  return a;
+}
+
+Napi::Value UserStack::Membership(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
+  bool add = info[2].As<Napi::Boolean>().Value();
+  ms::IpAddr group, iface;
+  if (!group.parse(info[3].As<Napi::String>().Utf8Value().c_str()) || group.family != 4) return Num(info.Env(), -EINVAL);
+  std::string ifs = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  if (!ifs.empty() && (!iface.parse(ifs.c_str()) || iface.family != 4)) return Num(info.Env(), -EINVAL);
+  uint8_t mreq[8] = {0};
+  std::memcpy(mreq, group.b, 4);
+  if (iface.family == 4) std::memcpy(mreq + 4, iface.b, 4);
+  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, add ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, mreq, sizeof(mreq)));
+}
+
+Napi::Value UserStack::MulticastInterface(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
+  ms::IpAddr a;
+  if (!a.parse(info[2].As<Napi::String>().Utf8Value().c_str()) || a.family != 4) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, IP_MULTICAST_IF, a.b, 4));
+}
+
+Napi::Value UserStack::Events(const Napi::CallbackInfo& info) {
+  if (!alive_) return Num(info.Env(), 0);
+  return Num(info.Env(), stack_.events(Int(info, 0)));
+}
+
+// a referenced socket keeps the loop alive through the runtime's timer
+Napi::Value UserStack::RefSocket(const Napi::CallbackInfo& info) {
+  if (alive_ && refd_.insert(Int(info, 0)).second) { refs_++; rt_->Ref(1); }
+  return info.Env().Undefined();
+}
+
+Napi::Value UserStack::UnrefSocket(const Napi::CallbackInfo& info) {
+  auto it = refd_.find(Int(info, 0));
+  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
+  return info.Env().Undefined();
+}
+
+Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr dst;
+  if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  uint16_t idseq[2] = {0, 0};
+  int r = stack_.ping(dst, size_t(Int(info, 1)), idseq);
+  if (r < 0) return Num(info.Env(), r);
+  pings_out_++;
+  rt_->Ref(1);
+  return Num(info.Env(), (double(idseq[0]) * 65536) + idseq[1]);
+}
+
+void UserStack::DeliverPing(const ms::PingResult& r) {
+  if (pings_out_ > 0) { pings_out_--; rt_->Ref(-1); }
+  if (on_ping_.IsEmpty()) return;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    on_ping_.MakeCallback(env.Global(), {
+      Num(env, double(r.id) * 65536 + r.seq), Num(env, r.status), Num(env, double(r.rtt)),
+      Napi::String::New(env, r.from.family ? r.from.str() : ""), Num(env, r.ttl), Num(env, double(r.bytes)) });
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  if (!alive_) return o;
+  const ms::StackStats& s = stack_.stats();
+  auto group = [&](const char* name, std::initializer_list<std::pair<const char*, uint64_t>> kv) {
+    Napi::Object g = Napi::Object::New(env);
+    for (auto& p : kv) g.Set(p.first, Num(env, double(p.second)));
+    o.Set(name, g);
+  };
+  group("eth", {{"inFrames", s.eth.in_frames}, {"malformed", s.eth.malformed}, {"notForUs", s.eth.not_for_us},
+                {"unknownType", s.eth.unknown_type}, {"outFrames", s.eth.out_frames}, {"outNoLink", s.eth.out_no_link}});
+  group("arp", {{"inRequests", s.arp.in_requests}, {"inReplies", s.arp.in_replies}, {"inMalformed", s.arp.in_malformed},
+                {"outRequests", s.arp.out_requests}, {"outReplies", s.arp.out_replies}, {"outGratuitous", s.arp.out_gratuitous},
+                {"resolveFailures", s.arp.resolve_failures}, {"queueDrops", s.arp.queue_drops}, {"evictions", s.arp.evictions}});
+  group("ip", {{"inReceives", s.ip.in_receives}, {"inHdrErrors", s.ip.in_hdr_errors}, {"inCsumErrors", s.ip.in_csum_errors},
+               {"inTruncated", s.ip.in_truncated}, {"inAddrErrors", s.ip.in_addr_errors}, {"inUnknownProtos", s.ip.in_unknown_protos},
+               {"inDelivers", s.ip.in_delivers}, {"inDiscards", s.ip.in_discards}, {"outRequests", s.ip.out_requests},
+               {"outNoRoutes", s.ip.out_no_routes}, {"outDiscards", s.ip.out_discards}, {"fragOks", s.ip.frag_oks},
+               {"fragCreates", s.ip.frag_creates}, {"fragFails", s.ip.frag_fails}, {"reasmReqds", s.ip.reasm_reqds},
+               {"reasmOks", s.ip.reasm_oks}, {"reasmFails", s.ip.reasm_fails}, {"reasmTimeouts", s.ip.reasm_timeouts}});
+  group("icmp", {{"inMsgs", s.icmp.in_msgs}, {"inErrors", s.icmp.in_errors}, {"inEchos", s.icmp.in_echos},
+                 {"inEchoReps", s.icmp.in_echo_reps}, {"inDestUnreachs", s.icmp.in_dest_unreachs}, {"outMsgs", s.icmp.out_msgs},
+                 {"outEchos", s.icmp.out_echos}, {"outEchoReps", s.icmp.out_echo_reps}, {"outDestUnreachs", s.icmp.out_dest_unreachs},
+                 {"outRateLimited", s.icmp.out_rate_limited}});
+  group("udp", {{"inDatagrams", s.udp.in_datagrams}, {"noPorts", s.udp.no_ports}, {"inErrors", s.udp.in_errors},
+                {"inCsumErrors", s.udp.in_csum_errors}, {"rcvbufErrors", s.udp.rcvbuf_errors}, {"outDatagrams", s.udp.out_datagrams},
+                {"outErrors", s.udp.out_errors}});
+  group("tcp", {{"inSegs", s.tcp.in_segs}, {"outSegs", s.tcp.out_segs}, {"retransSegs", s.tcp.retrans_segs},
+                {"inErrs", s.tcp.in_errs}, {"badCsum", s.tcp.bad_csum}, {"outRsts", s.tcp.out_rsts}, {"inRsts", s.tcp.in_rsts},
+                {"activeOpens", s.tcp.active_opens}, {"passiveOpens", s.tcp.passive_opens}, {"attemptFails", s.tcp.attempt_fails},
+                {"estabResets", s.tcp.estab_resets}, {"synCookiesSent", s.tcp.syn_cookies_sent}, {"synCookiesOk", s.tcp.syn_cookies_ok},
+                {"synCookiesFailed", s.tcp.syn_cookies_failed}, {"listenDrops", s.tcp.listen_drops}, {"fastRetrans", s.tcp.fast_retrans},
+                {"timeouts", s.tcp.timeouts}, {"sackRecoveries", s.tcp.sack_recoveries}, {"ofoQueued", s.tcp.ofo_queued},
+                {"challengeAcks", s.tcp.challenge_acks}, {"pawsDrops", s.tcp.paws_drops}, {"zeroWindowProbes", s.tcp.zero_window_probes},
+                {"keepaliveProbes", s.tcp.keepalive_probes}});
+  o.Set("socketsOpen", Num(env, double(s.sockets_open)));
+  return o;
+}
+
+Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (!alive_) return out;
+  uint32_t k = 0;
+  for (const ms::SocketInfo& si : stack_.sockets()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("sd", Num(env, si.sd));
+    o.Set("type", Napi::String::New(env, si.type == SOCK_STREAM ? "tcp" : "udp"));
+    o.Set("state", Napi::String::New(env, si.state));
+    o.Set("local", EndpointValue(env, si.local));
+    o.Set("remote", EndpointValue(env, si.remote));
+    o.Set("sendQueue", Num(env, si.send_queue));
+    o.Set("recvQueue", Num(env, si.recv_queue));
+    o.Set("drops", Num(env, double(si.drops)));
+    if (si.has_tcp) {
+      o.Set("cwnd", Num(env, si.tcp.cwnd));
+      o.Set("ssthresh", Num(env, si.tcp.ssthresh));
+      o.Set("srttUs", Num(env, si.tcp.srtt_us));
+      o.Set("rtoUs", Num(env, si.tcp.rto_us));
+      o.Set("mss", Num(env, si.tcp.mss));
+      o.Set("retransmits", Num(env, si.tcp.retransmits));
+    }
+    out.Set(k++, o);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+void InitUser(Napi::Env env, Napi::Object exports) {
+  Napi::Object u = Napi::Object::New(env);
+  u.Set("UserStack", UserStack::Init(env));
+  u.Set("setDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    UserRuntime* rt = UserRuntime::Get(info.Env());
+    rt->dispatcher_ = Napi::Persistent(info[0].As<Napi::Function>());
+    return info.Env().Undefined();
+  }));
+  u.Set("hubs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    UserRuntime* rt = UserRuntime::Get(info.Env());
+    Napi::Array a = Napi::Array::New(info.Env());
+    uint32_t k = 0;
+    for (auto& kv : rt->hubs_) a.Set(k++, Napi::String::New(info.Env(), kv.first));
+    return a;
+  }));
+  exports.Set("user", u);
+}
+
+UserRuntime* UserRuntime::Get(Napi::Env env) {
+  Addon* a = Addon::Get(env);
+  if (!a->user_runtime) {
+    auto* rt = new UserRuntime(env, a->loop());
+    a->user_runtime = rt;
+    a->add_closer([a]() {
+      if (a->user_runtime) { a->user_runtime->Shutdown(); a->user_runtime = nullptr; }
+    });
+  }
+  return a->user_runtime;
+}
+
+}  // namespace msb

@@ -1,0 +1,353 @@
+// A user-space TCP/IP host stack. Driven from outside: frames arrive through input(),
+// time advances through set_now()/poll(), the application calls the socket API; it
+// produces frames (through each interface's Link) and readiness events (the event sink).
+// No threads, no global state: any number of Stacks coexist in one process.
+//
+// Calls are not reentrant from inside a Link::transmit. The event sink is called at the end
+// of the outermost call (input, poll, a socket call) with the sockets whose readiness
+// changed; it may call back into the stack.
+#pragma once
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common.h"
+#include "interface.h"
+#include "link.h"
+#include "neighbour.h"
+#include "packet.h"
+#include "reassembly.h"
+#include "route.h"
+#include "tcp/tcp_host.h"
+#include "udp.h"
+#include "wire/icmp.h"
+#include "wire/ipv4.h"
+
+#if __has_include("tcp/tcp.h") && !defined(MS_NO_TCP)
+#define MS_HAVE_TCP 1
+#include "tcp/tcp.h"
+#else
+#define MS_HAVE_TCP 0
+#endif
+
+namespace ms {
+
+struct StackConfig {
+  uint64_t seed = 0x243f6a8885a308d3ull;  // the stack's Rng (ports, IDs, impairment)
+  TcpConfig tcp;
+  NeighbourConfig neighbour;
+  ReassemblyConfig reassembly;
+  uint8_t default_ttl = 64;
+  uint32_t icmp_rate = 1000;   // ICMP errors per second (token bucket)
+  uint32_t icmp_burst = 50;
+  uint32_t ping_timeout_ms = 3000;
+  uint16_t ephemeral_low = 32768, ephemeral_high = 60999;  // as Linux ip_local_port_range
+  uint32_t loopback_queue = 4096;  // packets to local addresses waiting for delivery
+  uint32_t loopback_budget = 1024; // delivered per call before returning (the rest: poll_at() == now)
+};
+
+struct EthStats { uint64_t in_frames = 0, malformed = 0, not_for_us = 0, unknown_type = 0, out_frames = 0, out_no_link = 0; };
+struct ArpStats {
+  uint64_t in_requests = 0, in_replies = 0, in_malformed = 0, in_other_target = 0;
+  uint64_t out_requests = 0, out_replies = 0, out_gratuitous = 0;
+  uint64_t resolve_failures = 0, queue_drops = 0, failed_drops = 0, evictions = 0, duplicate_address = 0;
+};
+struct IpStats {
+  uint64_t in_receives = 0, in_hdr_errors = 0, in_csum_errors = 0, in_truncated = 0, in_addr_errors = 0;
+  uint64_t in_martians = 0, in_unknown_protos = 0, in_delivers = 0, in_discards = 0, in_broadcasts = 0, in_multicasts = 0;
+  uint64_t out_requests = 0, out_no_routes = 0, out_discards = 0, out_loopback = 0, loopback_drops = 0;
+  uint64_t frag_oks = 0, frag_creates = 0, frag_fails = 0;
+  uint64_t reasm_reqds = 0, reasm_oks = 0, reasm_fails = 0, reasm_timeouts = 0, reasm_overlaps = 0, reasm_over_limit = 0;
+};
+struct IcmpStats {
+  uint64_t in_msgs = 0, in_errors = 0, in_csum_errors = 0, in_echos = 0, in_echo_reps = 0, in_dest_unreachs = 0;
+  uint64_t in_time_excds = 0, in_other = 0;
+  uint64_t out_msgs = 0, out_echos = 0, out_echo_reps = 0, out_dest_unreachs = 0, out_time_excds = 0, out_rate_limited = 0;
+};
+/** counters per protocol, like netstat -s */
+struct StackStats {
+  EthStats eth;
+  ArpStats arp;
+  IpStats ip;
+  IcmpStats icmp;
+  UdpStats udp;
+  TcpStats tcp;
+  uint64_t sockets_open = 0;
+};
+
+/** one row of sockets(), like ss */
+struct SocketInfo {
+  int sd = 0;
+  int type = 0;  // SOCK_STREAM or SOCK_DGRAM
+  const char* state = "";
+  Endpoint local, remote;
+  uint32_t send_queue = 0, recv_queue = 0;
+  uint64_t drops = 0;
+  bool has_tcp = false;
+  TcpSocketInfo tcp{};
+};
+
+/** result of a ping() (echo reply, error or timeout) */
+struct PingResult {
+  uint16_t id = 0, seq = 0;
+  int status = 0;      // 0: reply; -ETIMEDOUT; -EHOSTUNREACH, -ENETUNREACH... from an ICMP error or ARP
+  Micros rtt = 0;      // microseconds, when status is 0
+  IpAddr from;
+  uint8_t ttl = 0;
+  size_t bytes = 0;    // ICMP payload bytes of the reply
+};
+
+class Stack final : public TcpHost {
+ public:
+  using EventSink = void (*)(void* ctx, int sd, uint32_t events);
+  using PingHandler = void (*)(void* ctx, const PingResult& r);
+
+  explicit Stack(const StackConfig& cfg = {});
+  ~Stack() override;
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  // ---- configuration ----
+  /** returns the ifindex (>= 1) or -EINVAL (bad MTU) */
+  int add_interface(const InterfaceConfig& c);
+  /** attach/detach (nullptr) the link of an interface */
+  int set_link(int ifindex, Link* link);
+  int set_mtu(int ifindex, uint32_t mtu);
+  /** adds the connected route and announces the address (gratuitous ARP); -EEXIST, -EINVAL, -ENODEV */
+  int add_address(int ifindex, const IpAddr& addr, uint8_t prefix);
+  int remove_address(int ifindex, const IpAddr& addr);
+  /** a static route: dst/prefix via gateway (unset: on-link through ifindex); ifindex 0: the
+      interface whose subnet holds the gateway. -ENETUNREACH if the gateway is not on-link */
+  int add_route(const IpAddr& dst, uint8_t prefix, const IpAddr& gateway, int ifindex = 0, uint32_t metric = 0);
+  int remove_route(const IpAddr& dst, uint8_t prefix);
+  int set_impair(int ifindex, const Impair& im);
+  /** capture every frame in and out of the interface to a pcap file; nullptr stops */
+  int set_capture(int ifindex, const char* path);
+  const Interface* interface(int ifindex) const;
+  int interface_count() const { return int(ifs_.size()); }
+  const std::vector<Route>& routes() const { return routes_.routes(); }
+
+  // ---- driving ----
+  void set_now(Micros now) { if (now > now_) now_ = now; }
+  Micros now() const override { return now_; }
+  /** a frame arrived on interface ifindex (the stack copies what it keeps) */
+  void input(int ifindex, const uint8_t* frame, size_t len);
+  /** run timers due at `now` (and deliver queued local packets) */
+  void poll(Micros now);
+  /** when poll() should next be called (kNever: nothing scheduled; <= now: at once) */
+  Micros poll_at() const;
+  void set_event_sink(EventSink fn, void* ctx) { sink_ = fn; sink_ctx_ = ctx; }
+
+  // ---- sockets: integer descriptors, errors as negative errno ----
+  int socket(int domain, int type, int protocol = 0);
+  int bind(int sd, const Endpoint& ep);
+  int listen(int sd, int backlog);
+  /** a pending connection's descriptor, or -EAGAIN */
+  int accept(int sd, Endpoint* peer = nullptr);
+  /** UDP: family 0 disconnects (AF_UNSPEC). TCP: -EINPROGRESS, then writable or error */
+  int connect(int sd, const Endpoint& ep);
+  long send(int sd, const void* buf, size_t len, int flags = 0);
+  long sendto(int sd, const void* buf, size_t len, int flags, const Endpoint* to);
+  long recv(int sd, void* buf, size_t len, int flags = 0);
+  long recvfrom(int sd, void* buf, size_t len, int flags, Endpoint* from);
+  /** bytes readable: TCP the receive queue, UDP the next datagram's size (as FIONREAD) */
+  long recv_available(int sd);
+  int shutdown(int sd, int how);
+  int close(int sd);
+  /** close with RST (SO_LINGER 0) for TCP; same as close for UDP */
+  int abort(int sd);
+  int getsockname(int sd, Endpoint* ep);
+  int getpeername(int sd, Endpoint* ep);
+  /** Linux levels/names: SOL_SOCKET (SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST, SO_RCVBUF,
+      SO_SNDBUF, SO_KEEPALIVE, SO_ERROR, SO_TYPE, SO_NO_CHECK), IPPROTO_IP (IP_TTL, IP_TOS,
+      IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_IF, IP_ADD_MEMBERSHIP,
+      IP_DROP_MEMBERSHIP with struct ip_mreq), IPPROTO_TCP (passed to TCP). int values. */
+  int setsockopt(int sd, int level, int name, const void* val, size_t len);
+  int getsockopt(int sd, int level, int name, void* val, size_t* len);
+  /** current readiness (kEv* bits); 0 for a bad descriptor */
+  uint32_t events(int sd);
+
+  // ---- ICMP echo ----
+  /** send an echo request with `payload` bytes; id_seq_out[0] = id, [1] = seq. The result
+      comes later through the ping handler (reply with RTT, ICMP error, or timeout) */
+  int ping(const IpAddr& dst, size_t payload, uint16_t* id_seq_out);
+  void set_ping_handler(PingHandler fn, void* ctx) { ping_fn_ = fn; ping_ctx_ = ctx; }
+
+  // ---- introspection ----
+  const StackStats& stats();
+  std::vector<SocketInfo> sockets();
+  size_t neighbour_count() const { return neigh_.size(); }
+  /** the MAC cached for addr on ifindex (true if reachable/probing) */
+  bool neighbour_lookup(int ifindex, const IpAddr& addr, MacAddr* mac);
+
+  /** end every socket (pending operations fail with ECONNABORTED, the sink hears of each),
+      send RSTs for TCP connections, free everything; later calls fail with -EBADF/-ENETDOWN */
+  void close();
+  bool closed() const { return closed_; }
+
+  // ---- TcpHost ----
+  uint64_t random64() override { return rng_.next(); }
+  int route(const IpAddr& dst, RouteInfo* out) override;
+  bool is_local_address(const IpAddr& a) const override;
+  void output(const IpAddr& src, const IpAddr& dst, PacketBuf&& segment) override;
+  void notify(TcpSocket* s, uint32_t events) override;
+
+  Rng& rng() { return rng_; }
+
+ private:
+  struct Slot {
+    uint8_t kind = 0;  // 0 free, 1 UDP, 2 TCP
+    bool dirty = false;
+    void* p = nullptr;
+  };
+  enum : uint8_t { kFree = 0, kUdp = 1, kTcp = 2 };
+
+  struct RouteResult {
+    Interface* ifp = nullptr;  // nullptr: local delivery (loopback)
+    IpAddr next_hop;
+    IpAddr src;
+    uint32_t mtu = 65535;
+    bool broadcast = false;
+  };
+  struct TxOpts {
+    uint8_t ttl = 64, tos = 0;
+    bool df = false;
+    bool mcast_loop = true;
+    int ifindex = 0;  // for multicast / limited broadcast
+  };
+  struct PendingPing { uint16_t seq; Micros sent; IpAddr dst; };
+
+  // entry guard: the outermost call delivers local packets and flushes events on the way out
+  struct Entry {
+    explicit Entry(Stack* s) : s_(s) { s_->depth_++; }
+    ~Entry() { if (--s_->depth_ == 0) s_->finish(); }
+    Stack* s_;
+  };
+  void finish();
+  void mark(int sd);
+
+  Interface* iface(int ifindex) { return ifindex >= 1 && size_t(ifindex) <= ifs_.size() ? ifs_[size_t(ifindex) - 1].get() : nullptr; }
+
+  // link layer
+  void eth_output(Interface* ifp, const MacAddr& dst, uint16_t type, PacketBuf& pkt);
+  void link_transmit(Interface* ifp, const uint8_t* frame, size_t len);
+  void impair_transmit(Interface* ifp, const uint8_t* frame, size_t len);
+  void impair_poll(Interface* ifp);
+  void arp_input(Interface* ifp, const uint8_t* p, size_t len);
+  void arp_send(Interface* ifp, uint16_t op, const MacAddr& eth_dst, const MacAddr& tha, const uint8_t* spa, const uint8_t* tpa);
+  void arp_probe(Interface* ifp, Neighbour* n, bool unicast);
+  void arp_poll();
+  void neighbour_failed(Neighbour* n);
+  /** send an IP packet to next_hop on ifp, resolving it; returns 0 or -EHOSTUNREACH */
+  int neigh_output(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt);
+
+  // IP
+  void ip_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
+  void ip_deliver(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* p, bool verify, bool bcast_or_mcast);
+  int route_v4(const IpAddr& dst, int ifindex_hint, RouteResult* out);
+  /** payload already in pkt (upper header included); prepends IP; consumes pkt */
+  int ip_output(const IpAddr& src, const IpAddr& dst, uint8_t proto, PacketBuf& pkt, const TxOpts& o);
+  int ip_fragment(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt, uint32_t mtu);
+  bool is_local_v4(const uint8_t* a) const;
+  bool is_broadcast_v4(const uint8_t* a) const;
+  void loopback_deliver(size_t budget);
+
+  // ICMP
+  void icmp_input(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* p, size_t len, bool verify, bool bcast);
+  void icmp_error_input(const wire::IcmpHeader& ih, const uint8_t* inner, size_t len);
+  /** an ICMP error about the packet `orig` (IP header first) */
+  void icmp_send_error(uint8_t type, uint8_t code, const uint8_t* orig, size_t orig_len, uint32_t extra = 0);
+  bool icmp_rate_allow();
+  void ping_poll();
+  void ping_report(const PingResult& r);
+
+  // UDP
+  void udp_input(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* ip, const uint8_t* p, size_t len, bool verify, bool bcast_or_mcast);
+  bool udp_enqueue(UdpSocket* s, const IpAddr& src, uint16_t sport, const uint8_t* data, size_t len);
+  int udp_bind(UdpSocket* s, const IpAddr& addr, uint16_t port);
+  int udp_autobind(UdpSocket* s);
+  int udp_connect(UdpSocket* s, const Endpoint& ep);
+  bool udp_conflict(const UdpSocket* s, const IpAddr& addr, uint16_t port, bool reuseaddr, bool reuseport) const;
+  void udp_unhash(UdpSocket* s);
+  UdpSocket* udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport);
+  void udp_error(const uint8_t* inner_ip, size_t len, int err, bool fatal);
+  long udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to);
+  long udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from);
+  int udp_setsockopt(UdpSocket* s, int level, int name, const void* val, size_t len);
+  int udp_getsockopt(UdpSocket* s, int level, int name, void* val, size_t* len);
+  void udp_close(UdpSocket* s);
+  int mcast_join(UdpSocket* s, const IpAddr& group, const IpAddr& ifaddr, bool join);
+
+  // TCP
+  void tcp_input(const wire::Ipv4Header& h, const uint8_t* p, size_t len, bool verify);
+  void tcp_icmp_error(const uint8_t* inner, size_t len, uint8_t type, uint8_t code, uint32_t info);
+  void tcp_neighbour_failed(const IpAddr& dst);
+#if MS_HAVE_TCP
+  TcpLayer* tcp();  // created on first use
+  int tcp_socket();
+  int tcp_bind(Slot* sl, const Endpoint& ep);
+  int tcp_listen(Slot* sl, int backlog);
+  int tcp_accept(Slot* sl, Endpoint* peer);
+  int tcp_connect(Slot* sl, const Endpoint& ep);
+  long tcp_send(Slot* sl, const void* buf, size_t len, int flags);
+  long tcp_recv(Slot* sl, void* buf, size_t len, int flags, Endpoint* from);
+  long tcp_available(Slot* sl);
+  int tcp_shutdown(Slot* sl, int how);
+  void tcp_close(Slot* sl, bool abort);
+  int tcp_name(Slot* sl, Endpoint* ep, bool peer);
+  int tcp_setsockopt(Slot* sl, int level, int name, const void* val, size_t len);
+  int tcp_getsockopt(Slot* sl, int level, int name, void* val, size_t* len);
+  uint32_t tcp_events(Slot* sl);
+  void tcp_list(std::vector<SocketInfo>* out);
+  std::unique_ptr<TcpLayer> tcp_;
+#endif
+  uint64_t tcp_bad_csum_ = 0;
+
+  int alloc_sd(uint8_t kind, void* p);
+  Slot* slot(int sd) { return sd > 0 && size_t(sd) < slots_.size() && slots_[size_t(sd)].kind ? &slots_[size_t(sd)] : nullptr; }
+  UdpSocket* udp_of(int sd) { Slot* s = slot(sd); return s && s->kind == kUdp ? static_cast<UdpSocket*>(s->p) : nullptr; }
+
+  StackConfig cfg_;
+  Micros now_ = 0;
+  Rng rng_;
+  bool closed_ = false;
+  int depth_ = 0;
+  bool flushing_ = false;
+
+  std::vector<std::unique_ptr<Interface>> ifs_;
+  RouteTable routes_;
+  // one-entry route cache
+  IpAddr rc_dst_;
+  uint64_t rc_gen_ = 0;
+  RouteResult rc_res_;
+  NeighbourCache neigh_;
+  Reassembler reasm_;
+  std::deque<PacketBuf> loopback_;
+  uint16_t ip_id_ = 0;
+
+  std::vector<Slot> slots_;
+  std::vector<int> free_sds_;
+  std::vector<int> dirty_;
+  EventSink sink_ = nullptr;
+  void* sink_ctx_ = nullptr;
+
+  std::unordered_map<uint16_t, std::vector<UdpSocket*>> udp_ports_;
+  size_t udp_count_ = 0;
+  PacketBuf tx_;  // reused buffer for UDP/ICMP output
+
+  double icmp_tokens_ = 0;
+  Micros icmp_last_ = 0;
+  uint16_t ping_id_ = 0;
+  uint16_t ping_seq_ = 0;
+  std::deque<PendingPing> pings_;
+  std::vector<PingResult> ping_done_;  // reported on the way out
+  PingHandler ping_fn_ = nullptr;
+  void* ping_ctx_ = nullptr;
+
+  std::vector<IpAddr> tcp_failed_;  // neighbour failures to report to TCP on the way out
+  StackStats stats_;
+};
+
+}  // namespace ms

@@ -1,0 +1,443 @@
+// UDP of the Stack (RFC 768; bind, reuse, connect and error semantics as Linux).
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "stack.h"
+#include "wire/icmp.h"
+#include "wire/ipv4.h"
+#include "wire/udp.h"
+
+namespace ms {
+
+static inline bool v4_multicast(const uint8_t* a) { return (a[0] & 0xf0) == 0xe0; }
+static constexpr size_t kAddrPrefix = 16;  // source address stored before each payload
+
+// ---------------------------------------------------------------- input
+
+bool Stack::udp_enqueue(UdpSocket* s, const IpAddr& src, uint16_t sport, const uint8_t* data, size_t len) {
+  size_t need = (8 + kAddrPrefix + len + 7) & ~size_t(7);
+  // as Linux: an empty queue takes one datagram even beyond SO_RCVBUF
+  if (s->rq.used() && s->rq.used() + need > s->rcvbuf) {
+    s->drops++;
+    stats_.udp.rcvbuf_errors++;
+    stats_.udp.in_errors++;
+    return false;
+  }
+  uint8_t* p = s->rq.push(kAddrPrefix + len, uint32_t(sport) | uint32_t(src.family) << 16);
+  if (!p) {
+    s->drops++;
+    stats_.udp.rcvbuf_errors++;
+    stats_.udp.in_errors++;
+    return false;
+  }
+  std::memcpy(p, src.b, kAddrPrefix);
+  std::memcpy(p + kAddrPrefix, data, len);
+  stats_.udp.in_datagrams++;
+  mark(s->sd);
+  return true;
+}
+
+void Stack::udp_input(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* ip, const uint8_t* p, size_t len,
+                      bool verify, bool bcast_or_mcast) {
+  auto& st = stats_.udp;
+  wire::UdpHeader uh;
+  if (!wire::parse_udp(p, len, &uh)) { st.in_errors++; return; }
+  if (verify && uh.checksum != 0) {
+    uint64_t acc = wire::pseudo_v4(h.src, h.dst, wire::kProtoUdp, uh.length);
+    if (!wire::csum_ok(wire::csum_add(acc, p, uh.length))) { st.in_csum_errors++; st.in_errors++; return; }
+  }
+  const uint8_t* data = p + wire::kUdpHeader;
+  size_t n = uh.length - wire::kUdpHeader;
+  IpAddr src = IpAddr::v4_bytes(h.src);
+  auto it = udp_ports_.find(uh.dst_port);
+  if (bcast_or_mcast) {
+    bool any = false;
+    if (it != udp_ports_.end()) {
+      for (UdpSocket* s : it->second) {
+        if (!s->local.addr.is_unspecified() && std::memcmp(s->local.addr.b, h.dst, 4) != 0) continue;
+        if (s->connected && (s->remote.addr != src || s->remote.port != uh.src_port)) continue;
+        any = true;
+        udp_enqueue(s, src, uh.src_port, data, n);
+      }
+    }
+    if (!any) { st.no_ports++; st.ignored_multi++; }
+    return;
+  }
+  UdpSocket* best = nullptr;
+  if (it != udp_ports_.end()) {
+    // Linux compute_score: a bound address and a connected peer each make a better match;
+    // among equals in a SO_REUSEPORT group, a hash of the source picks one
+    int best_score = -1, ties = 0;
+    for (UdpSocket* s : it->second) {
+      int score = 0;
+      if (!s->local.addr.is_unspecified()) {
+        if (std::memcmp(s->local.addr.b, h.dst, 4) != 0) continue;
+        score += 4;
+      }
+      if (s->connected) {
+        if (s->remote.addr != src || s->remote.port != uh.src_port) continue;
+        score += 8;
+      }
+      if (score > best_score) { best_score = score; best = s; ties = s->reuseport ? 1 : 0; }
+      else if (score == best_score && s->reuseport && best->reuseport) ties++;
+      else if (score == best_score && !s->reuseport) best = s;  // the latest bound
+    }
+    if (best && ties > 1) {
+      uint32_t hsh = (wire::ld32(h.src) * 0x9e3779b1u) ^ (uint32_t(uh.src_port) * 0x85ebca6bu);
+      hsh ^= hsh >> 15;
+      uint32_t pick = hsh % uint32_t(ties), k = 0;
+      for (UdpSocket* s : it->second) {
+        if (!s->reuseport) continue;
+        int score = 0;
+        if (!s->local.addr.is_unspecified()) { if (std::memcmp(s->local.addr.b, h.dst, 4) != 0) continue; score += 4; }
+        if (s->connected) { if (s->remote.addr != src || s->remote.port != uh.src_port) continue; score += 8; }
+        if (score != best_score) continue;
+        if (k++ == pick) { best = s; break; }
+      }
+    }
+  }
+  if (!best) {
+    st.no_ports++;
+    icmp_send_error(wire::kIcmpDestUnreach, wire::kUnreachPort, ip, h.total_len);
+    return;
+  }
+  udp_enqueue(best, src, uh.src_port, data, n);
+}
+
+UdpSocket* Stack::udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport) {
+  auto it = udp_ports_.find(sport);
+  if (it == udp_ports_.end()) return nullptr;
+  UdpSocket* best = nullptr;
+  for (UdpSocket* s : it->second) {
+    if (!s->local.addr.is_unspecified() && std::memcmp(s->local.addr.b, inner_src, 4) != 0) continue;
+    if (s->connected && (std::memcmp(s->remote.addr.b, inner_dst, 4) != 0 || s->remote.port != dport)) continue;
+    if (!best || (s->connected && !best->connected)) best = s;
+  }
+  return best;
+}
+
+void Stack::udp_error(const uint8_t* inner, size_t len, int err, bool fatal) {
+  size_t ihl = size_t(inner[0] & 15) * 4;
+  if (len < ihl + 4) return;
+  uint16_t sport = wire::ld16(inner + ihl), dport = wire::ld16(inner + ihl + 2);
+  UdpSocket* s = udp_lookup_error(inner + 12, sport, inner + 16, dport);
+  if (!s) return;
+  // as Linux without IP_RECVERR: only hard errors, only on connected sockets
+  if (!fatal || !s->connected) return;
+  s->so_error = err;
+  mark(s->sd);
+}
+
+// ---------------------------------------------------------------- binding
+
+bool Stack::udp_conflict(const UdpSocket* s, const IpAddr& addr, uint16_t port, bool reuseaddr, bool reuseport) const {
+  auto it = udp_ports_.find(port);
+  if (it == udp_ports_.end()) return false;
+  for (const UdpSocket* o : it->second) {
+    if (o == s) continue;
+    bool overlap = o->local.addr.is_unspecified() || addr.is_unspecified() || o->local.addr == addr;
+    if (!overlap) continue;
+    if (reuseaddr && o->reuseaddr) continue;
+    if (reuseport && o->reuseport) continue;
+    return true;
+  }
+  return false;
+}
+
+int Stack::udp_bind(UdpSocket* s, const IpAddr& addr, uint16_t port) {
+  if (port == 0) {
+    // RFC 6056 algorithm 1: a random start in the ephemeral range, then the next free port
+    uint32_t lo = cfg_.ephemeral_low, n = uint32_t(cfg_.ephemeral_high) - lo + 1;
+    uint32_t start = rng_.below(n);
+    bool found = false;
+    for (uint32_t i = 0; i < n; i++) {
+      uint16_t cand = uint16_t(lo + (start + i) % n);
+      if (udp_ports_.count(cand)) continue;  // an unused port: never share by accident
+      port = cand;
+      found = true;
+      break;
+    }
+    if (!found) return -EAGAIN;
+  } else if (udp_conflict(s, addr, port, s->reuseaddr, s->reuseport)) {
+    return -EADDRINUSE;
+  }
+  s->local.addr = addr;
+  s->local.port = port;
+  s->bound = true;
+  udp_ports_[port].push_back(s);
+  return 0;
+}
+
+int Stack::udp_autobind(UdpSocket* s) {
+  if (s->bound) return 0;
+  IpAddr any = IpAddr::v4(0);
+  return udp_bind(s, any, 0);
+}
+
+void Stack::udp_unhash(UdpSocket* s) {
+  if (!s->bound) return;
+  auto it = udp_ports_.find(s->local.port);
+  if (it != udp_ports_.end()) {
+    auto& v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    if (v.empty()) udp_ports_.erase(it);
+  }
+  s->bound = false;
+}
+
+int Stack::udp_connect(UdpSocket* s, const Endpoint& ep) {
+  if (ep.addr.family == 0) {
+    // AF_UNSPEC: dissolve the association; an address/port chosen by connect goes too
+    s->connected = false;
+    s->remote = Endpoint{};
+    if (!s->addr_locked) s->local.addr = IpAddr::v4(0);
+    if (!s->port_locked && s->bound) {
+      udp_unhash(s);
+      s->local.port = 0;
+    }
+    mark(s->sd);
+    return 0;
+  }
+  if (ep.addr.family != 4) return -EAFNOSUPPORT;
+  if (ep.port == 0) return -ECONNREFUSED;  // as Linux would fail the first send
+  RouteResult rr;
+  int mcast_if = 0;
+  if (v4_multicast(ep.addr.b) && s->mcast_if.is_set())
+    for (auto& i : ifs_) for (auto& x : i->addrs) if (x.addr == s->mcast_if) mcast_if = i->index;
+  int e = route_v4(ep.addr, mcast_if, &rr);
+  if (e < 0) return e;
+  if (rr.broadcast && !v4_multicast(ep.addr.b) && !s->broadcast) return -EACCES;
+  e = udp_autobind(s);
+  if (e < 0) return e;
+  if (s->local.addr.is_unspecified()) s->local.addr = rr.src;
+  s->remote = ep;
+  s->connected = true;
+  return 0;
+}
+
+void Stack::udp_close(UdpSocket* s) {
+  for (size_t i = 0; i < s->groups.size(); i++) {
+    Interface* ifp = iface(s->group_ifs[i]);
+    if (!ifp) continue;
+    for (size_t g = 0; g < ifp->groups.size(); g++)
+      if (ifp->groups[g].group == s->groups[i] && --ifp->groups[g].refs == 0) { ifp->groups.erase(ifp->groups.begin() + long(g)); break; }
+  }
+  udp_unhash(s);
+  udp_count_--;
+  delete s;
+}
+
+// ---------------------------------------------------------------- send, receive
+
+long Stack::udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to) {
+  if (closed_) return -ENETDOWN;
+  if (s->so_error) { int e = s->so_error; s->so_error = 0; return -e; }
+  if (s->shut_wr) return -EPIPE;
+  if (len > wire::kUdpMaxPayloadV4) return -EMSGSIZE;
+  Endpoint dst;
+  if (to && to->addr.family) {
+    dst = *to;
+  } else if (s->connected) {
+    dst = s->remote;
+  } else {
+    return -EDESTADDRREQ;
+  }
+  if (dst.addr.family != 4) return -EAFNOSUPPORT;
+  if (dst.port == 0) return -EINVAL;
+  const bool mcast = v4_multicast(dst.addr.b);
+  int hint = 0;
+  if (mcast && s->mcast_if.is_set())
+    for (auto& i : ifs_) for (auto& x : i->addrs) if (x.addr == s->mcast_if) hint = i->index;
+  RouteResult rr;
+  int e = route_v4(dst.addr, hint, &rr);
+  if (e < 0) { stats_.udp.out_errors++; stats_.ip.out_no_routes++; return e; }
+  if (rr.broadcast && !mcast && !s->broadcast) return -EACCES;
+  e = udp_autobind(s);
+  if (e < 0) return e;
+  IpAddr src = rr.src;
+  if (!s->local.addr.is_unspecified() && !v4_multicast(s->local.addr.b) && !is_broadcast_v4(s->local.addr.b)) src = s->local.addr;
+  // the reusable transmit buffer (kept unless the packet has to wait for ARP)
+  size_t need = wire::kUdpHeader + len;
+  if (!tx_.valid() || tx_.capacity() < need + PacketBuf::kDefaultHeadroom) tx_ = PacketBuf((need + 2047) & ~size_t(2047));
+  tx_.reset();
+  uint8_t* p = tx_.append(need);
+  wire::emit_udp(p, s->local.port, dst.port, uint16_t(need));
+  if (len) std::memcpy(p + wire::kUdpHeader, buf, len);
+  bool offload = rr.ifp ? rr.ifp->offload() : true;
+  if (!offload && !s->no_check) wire::udp_checksum_v4(p, need, src.b, dst.addr.b);
+  TxOpts o;
+  o.ttl = mcast ? s->mcast_ttl : s->ttl;
+  o.tos = s->tos;
+  o.mcast_loop = s->mcast_loop;
+  o.ifindex = hint;
+  e = ip_output(src, dst.addr, wire::kProtoUdp, tx_, o);
+  if (e < 0) { stats_.udp.out_errors++; return e; }
+  stats_.udp.out_datagrams++;
+  return long(len);
+}
+
+long Stack::udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from) {
+  if (s->rq.empty()) {
+    if (s->so_error) { int e = s->so_error; s->so_error = 0; return -e; }
+    if (s->shut_rd) return 0;
+    return -EAGAIN;
+  }
+  size_t n;
+  uint32_t tag;
+  uint8_t* p = s->rq.front(&n, &tag);
+  size_t plen = n - kAddrPrefix;
+  size_t copy = std::min(plen, len);
+  if (copy) std::memcpy(buf, p + kAddrPrefix, copy);
+  if (from) {
+    from->addr = IpAddr();
+    from->addr.family = uint8_t(tag >> 16);
+    std::memcpy(from->addr.b, p, from->addr.size());
+    from->port = uint16_t(tag);
+  }
+  if (!(flags & MSG_PEEK)) s->rq.pop();
+  return long((flags & MSG_TRUNC) ? plen : copy);
+}
+
+// ---------------------------------------------------------------- options
+
+static int get_int(const void* val, size_t len, int* out) {
+  if (!val || len < sizeof(int)) return -EINVAL;
+  std::memcpy(out, val, sizeof(int));
+  return 0;
+}
+
+static int put_int(void* val, size_t* len, int v) {
+  if (!val || !len || *len < sizeof(int)) return -EINVAL;
+  std::memcpy(val, &v, sizeof(int));
+  *len = sizeof(int);
+  return 0;
+}
+
+int Stack::mcast_join(UdpSocket* s, const IpAddr& group, const IpAddr& ifaddr, bool join) {
+  if (group.family != 4 || !v4_multicast(group.b)) return -EINVAL;
+  Interface* ifp = nullptr;
+  if (ifaddr.is_set() && !ifaddr.is_unspecified()) {
+    for (auto& i : ifs_) for (auto& x : i->addrs) if (x.addr == ifaddr) ifp = i.get();
+    if (!ifp) return -ENODEV;
+  } else {
+    RouteResult rr;
+    if (route_v4(group, 0, &rr) == 0 && rr.ifp) ifp = rr.ifp;
+    else if (!ifs_.empty()) ifp = ifs_[0].get();
+    if (!ifp) return -ENODEV;
+  }
+  size_t k = 0;
+  for (; k < s->groups.size(); k++) if (s->groups[k] == group && s->group_ifs[k] == ifp->index) break;
+  if (join) {
+    if (k < s->groups.size()) return -EADDRINUSE;
+    if (s->groups.size() >= 20) return -ENOBUFS;  // as Linux igmp_max_memberships
+    s->groups.push_back(group);
+    s->group_ifs.push_back(ifp->index);
+    for (auto& g : ifp->groups) if (g.group == group) { g.refs++; return 0; }
+    ifp->groups.push_back({group, 1});
+    return 0;
+  }
+  if (k == s->groups.size()) return -EADDRNOTAVAIL;
+  s->groups.erase(s->groups.begin() + long(k));
+  s->group_ifs.erase(s->group_ifs.begin() + long(k));
+  for (size_t g = 0; g < ifp->groups.size(); g++)
+    if (ifp->groups[g].group == group && --ifp->groups[g].refs == 0) { ifp->groups.erase(ifp->groups.begin() + long(g)); break; }
+  return 0;
+}
+
+int Stack::udp_setsockopt(UdpSocket* s, int level, int name, const void* val, size_t len) {
+  int v = 0;
+  if (level == SOL_SOCKET) {
+    int e = get_int(val, len, &v);
+    if (e < 0) return e;
+    switch (name) {
+      case SO_REUSEADDR: s->reuseaddr = v != 0; return 0;
+      case SO_REUSEPORT: s->reuseport = v != 0; return 0;
+      case SO_BROADCAST: s->broadcast = v != 0; return 0;
+      case SO_NO_CHECK: s->no_check = v != 0; return 0;
+      case SO_KEEPALIVE: return 0;
+      case SO_RCVBUF: {
+        // as Linux: the kernel doubles the value (bookkeeping overhead), with a floor
+        uint32_t b = uint32_t(std::min(std::max(v, 0), 16 << 20)) * 2;
+        s->rcvbuf = std::max<uint32_t>(b, 2304);
+        s->rq.set_limit(s->rcvbuf + 65536 + 64);
+        return 0;
+      }
+      case SO_SNDBUF: {
+        uint32_t b = uint32_t(std::min(std::max(v, 0), 16 << 20)) * 2;
+        s->sndbuf = std::max<uint32_t>(b, 4608);
+        return 0;
+      }
+      default: return -ENOPROTOOPT;
+    }
+  }
+  if (level == IPPROTO_IP) {
+    if (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
+      if (!val || len < 8) return -EINVAL;
+      const uint8_t* m = static_cast<const uint8_t*>(val);
+      IpAddr group = IpAddr::v4_bytes(m), ifaddr = IpAddr::v4_bytes(m + 4);
+      return mcast_join(s, group, ifaddr, name == IP_ADD_MEMBERSHIP);
+    }
+    if (name == IP_MULTICAST_IF) {
+      if (!val || len < 4) return -EINVAL;
+      const uint8_t* m = static_cast<const uint8_t*>(val);
+      // struct in_addr, or struct ip_mreqn whose second field is the address
+      IpAddr a = IpAddr::v4_bytes(len >= 8 ? m + 4 : m);
+      if (a.is_unspecified()) { s->mcast_if = IpAddr(); return 0; }
+      if (!is_local_v4(a.b)) return -EADDRNOTAVAIL;
+      s->mcast_if = a;
+      return 0;
+    }
+    int e;
+    if (len >= sizeof(int)) e = get_int(val, len, &v);
+    else if (len == 1 && val) { v = *static_cast<const uint8_t*>(val); e = 0; }
+    else e = -EINVAL;
+    if (e < 0) return e;
+    switch (name) {
+      case IP_TTL:
+        if (v == -1) { s->ttl = cfg_.default_ttl; return 0; }
+        if (v < 1 || v > 255) return -EINVAL;
+        s->ttl = uint8_t(v);
+        return 0;
+      case IP_TOS: s->tos = uint8_t(v); return 0;
+      case IP_MULTICAST_TTL:
+        if (v == -1) v = 1;
+        if (v < 0 || v > 255) return -EINVAL;
+        s->mcast_ttl = uint8_t(v);
+        return 0;
+      case IP_MULTICAST_LOOP: s->mcast_loop = v != 0; return 0;
+      default: return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+int Stack::udp_getsockopt(UdpSocket* s, int level, int name, void* val, size_t* len) {
+  if (level == SOL_SOCKET) {
+    switch (name) {
+      case SO_ERROR: { int e = s->so_error; s->so_error = 0; return put_int(val, len, e); }
+      case SO_TYPE: return put_int(val, len, SOCK_DGRAM);
+      case SO_REUSEADDR: return put_int(val, len, s->reuseaddr);
+      case SO_REUSEPORT: return put_int(val, len, s->reuseport);
+      case SO_BROADCAST: return put_int(val, len, s->broadcast);
+      case SO_NO_CHECK: return put_int(val, len, s->no_check);
+      case SO_RCVBUF: return put_int(val, len, int(s->rcvbuf));
+      case SO_SNDBUF: return put_int(val, len, int(s->sndbuf));
+      case SO_KEEPALIVE: return put_int(val, len, 0);
+      default: return -ENOPROTOOPT;
+    }
+  }
+  if (level == IPPROTO_IP) {
+    switch (name) {
+      case IP_TTL: return put_int(val, len, s->ttl);
+      case IP_TOS: return put_int(val, len, s->tos);
+      case IP_MULTICAST_TTL: return put_int(val, len, s->mcast_ttl);
+      case IP_MULTICAST_LOOP: return put_int(val, len, s->mcast_loop);
+      default: return -ENOPROTOOPT;
+    }
+  }
+  return -ENOPROTOOPT;
+}
+
+}  // namespace ms

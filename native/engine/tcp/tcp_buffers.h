@@ -1,0 +1,119 @@
+// Send and receive buffers of a TCP connection. Both are bounded and O(1) per operation in
+// the byte count they move: the send buffer is a list of fixed chunks (ACKs free whole
+// chunks, no memmove), the receive buffer a ring sized to the receive window, into which
+// out-of-order data is written in place (the window guarantees it fits).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+
+namespace ms {
+
+class SendBuffer {
+ public:
+  static constexpr size_t kChunk = 16384;
+  SendBuffer() = default;
+  SendBuffer(const SendBuffer&) = delete;
+  SendBuffer& operator=(const SendBuffer&) = delete;
+  ~SendBuffer() { clear(); }
+
+  size_t size() const { return size_; }
+  /** append n bytes */
+  void append(const uint8_t* p, size_t n) {
+    while (n) {
+      size_t tail = (head_ + size_) % kChunk;
+      if (tail == 0 && (head_ + size_) / kChunk >= chunks_.size()) {
+        uint8_t* c = spare_ ? spare_ : static_cast<uint8_t*>(std::malloc(kChunk));
+        spare_ = nullptr;
+        chunks_.push_back(c);
+      }
+      size_t idx = (head_ + size_) / kChunk;
+      size_t k = std::min(n, kChunk - tail);
+      std::memcpy(chunks_[idx] + tail, p, k);
+      p += k; n -= k; size_ += k;
+    }
+  }
+  /** drop n bytes from the front (acknowledged) */
+  void consume(size_t n) {
+    if (n > size_) n = size_;
+    head_ += n; size_ -= n;
+    while (head_ >= kChunk) {
+      if (!spare_) spare_ = chunks_.front(); else std::free(chunks_.front());
+      chunks_.pop_front();
+      head_ -= kChunk;
+    }
+    if (size_ == 0 && !chunks_.empty()) {  // keep at most one chunk around
+      head_ = 0;
+      while (!chunks_.empty()) {
+        if (!spare_) spare_ = chunks_.front(); else std::free(chunks_.front());
+        chunks_.pop_front();
+      }
+    }
+  }
+  /** copy n bytes starting at offset off */
+  void copy_out(size_t off, uint8_t* dst, size_t n) const {
+    size_t pos = head_ + off;
+    while (n) {
+      size_t idx = pos / kChunk, o = pos % kChunk;
+      size_t k = std::min(n, kChunk - o);
+      std::memcpy(dst, chunks_[idx] + o, k);
+      dst += k; n -= k; pos += k;
+    }
+  }
+  void clear() {
+    for (uint8_t* c : chunks_) std::free(c);
+    chunks_.clear();
+    std::free(spare_);
+    spare_ = nullptr;
+    head_ = size_ = 0;
+  }
+
+ private:
+  std::deque<uint8_t*> chunks_;
+  uint8_t* spare_ = nullptr;
+  size_t head_ = 0, size_ = 0;
+};
+
+/** ring of bytes addressed by offset from the read position */
+class RecvRing {
+ public:
+  RecvRing() = default;
+  RecvRing(const RecvRing&) = delete;
+  RecvRing& operator=(const RecvRing&) = delete;
+  ~RecvRing() { std::free(mem_); }
+
+  bool allocated() const { return mem_ != nullptr; }
+  size_t capacity() const { return size_; }
+  /** (re)allocate to `size` bytes keeping the first `keep` bytes from the read position */
+  void resize(size_t size, size_t keep) {
+    uint8_t* m = static_cast<uint8_t*>(std::malloc(size));
+    if (mem_) { copy_out(0, m, std::min(keep, size)); std::free(mem_); }
+    mem_ = m; size_ = size; head_ = 0;
+  }
+  void release() { std::free(mem_); mem_ = nullptr; size_ = head_ = 0; }
+  /** write n bytes at offset off from the read position (off + n <= capacity) */
+  void write_at(size_t off, const uint8_t* p, size_t n) {
+    size_t pos = head_ + off;
+    if (pos >= size_) pos -= size_;
+    size_t k = std::min(n, size_ - pos);
+    std::memcpy(mem_ + pos, p, k);
+    if (n > k) std::memcpy(mem_, p + k, n - k);
+  }
+  void copy_out(size_t off, uint8_t* dst, size_t n) const {
+    size_t pos = head_ + off;
+    if (pos >= size_) pos -= size_;
+    size_t k = std::min(n, size_ - pos);
+    std::memcpy(dst, mem_ + pos, k);
+    if (n > k) std::memcpy(dst + k, mem_, n - k);
+  }
+  /** advance the read position by n */
+  void consume(size_t n) { head_ += n; if (head_ >= size_) head_ -= size_; }
+
+ private:
+  uint8_t* mem_ = nullptr;
+  size_t size_ = 0, head_ = 0;
+};
+
+}  // namespace ms

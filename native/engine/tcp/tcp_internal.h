@@ -1,0 +1,302 @@
+// Internals of the TCP module: the connection block (TcpSocket), congestion control, and
+// TcpCore, which TcpLayer forwards to. Not for use outside native/engine/tcp/.
+#pragma once
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "tcp.h"
+#include "tcp_buffers.h"
+#include "tcp_wire.h"
+
+namespace ms {
+
+enum class TcpState : uint8_t { Closed, Listen, SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait };
+
+struct SeqRange { uint32_t start, end; };
+struct OfoBlock { uint32_t start, end, stamp; };
+/** one retransmission in a recovery episode: [start,end) sent when snd_max was `mark` */
+struct Rexmit { uint32_t start, end, mark; };
+
+/** a half-open connection of a listener (SYN received, SYN-ACK sent) */
+struct ReqSock {
+  TcpSocket* listener;
+  IpAddr laddr, raddr;
+  uint16_t lport, rport;
+  uint32_t iss, irs;
+  uint16_t peer_mss;
+  uint8_t snd_wscale, rcv_wscale;
+  bool ws_ok, sack_ok, ts_ok;
+  uint32_t ts_recent, ts_offset;
+  uint16_t peer_wnd;
+  uint8_t retries;
+  Micros deadline;
+};
+
+class TcpCore;
+
+/** state for CUBIC (RFC 9438); windows in segments */
+struct CubicState {
+  double w_max = 0, k = 0, w_est = 0, cwnd_epoch = 0;
+  Micros epoch_start = 0;
+  double acc = 0;
+};
+
+struct TcpSocket {
+  TcpCore* core = nullptr;
+  int user_id = -1;
+  uint8_t family = 4;
+  TcpState state = TcpState::Closed;
+  Endpoint local, remote;
+  bool bound = false, bind_explicit = false, hashed = false;
+  RouteInfo route;
+
+  // application-visible flags
+  bool nodelay = false, keepalive = false, reuseaddr = false;
+  bool orphan = false;       // closed by the application; the layer frees it
+  bool rd_shut = false;      // shutdown(SHUT_RD)
+  bool fin_queued = false;   // shutdown(SHUT_WR)/close: FIN after the data
+  bool fin_sent = false;
+  bool fin_rcvd = false;     // peer's FIN processed (EOF)
+  bool ofo_fin = false;      // FIN seen beyond a gap
+  uint32_t ofo_fin_seq = 0;
+  int error = 0;             // pending (SO_ERROR), negative errno
+  int soft_error = 0;
+  bool ever_connected = false;
+  bool force_send = false;   // persist timer: override sender SWS avoidance once
+  bool want_write = false;   // send() came up short: notify when space appears
+  bool new_data = false;     // data arrived since the last notify
+  uint32_t last_events = 0;
+
+  // send sequence space
+  uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
+  uint32_t snd_wnd = 0, snd_wl1 = 0, snd_wl2 = 0, max_snd_wnd = 0;
+  uint32_t snd_buf_seq = 0;  // sequence number of sbuf's first byte
+  SendBuffer sbuf;
+  uint32_t sndbuf_cap = 0;
+  uint8_t snd_wscale = 0, rcv_wscale = 0;
+  bool ws_ok = false, sack_ok = false, ts_ok = false;
+  uint16_t peer_mss = 536;
+  uint32_t user_mss = 0;     // TCP_MAXSEG
+  uint32_t mss = 536;        // payload bytes per segment (without options)
+  uint32_t pmtu = 1500;
+
+  // rtt / rto (RFC 6298)
+  uint32_t srtt_us = 0, rttvar_us = 0, rto_us = 1000000;
+  bool rtt_seeded = false;
+  bool rtt_timing = false;
+  uint32_t rtt_seq = 0;
+  Micros rtt_start = 0;
+  uint32_t backoff = 0;      // consecutive RTO expiries
+  uint32_t total_retrans = 0;
+  uint32_t probes = 0;       // zero-window / keepalive probes without answer
+
+  // congestion control
+  uint32_t cwnd = 0, ssthresh = 0x7fffffff;
+  uint32_t ca_acc = 0;       // NewReno byte counter
+  CubicState cubic;
+  uint32_t dupacks = 0;
+  bool in_recovery = false, sack_recovery = false;
+  uint32_t recover = 0;      // HighData at entry (RFC 6582/6675)
+  uint32_t high_rxt = 0;     // RFC 6675 HighRxt
+  uint32_t rescue_rxt = 0;
+  bool rescue_done = false;
+  bool loss_state = false;   // after an RTO: resending from snd_nxt < snd_max
+  uint32_t loss_recover = 0;
+  std::vector<SeqRange> sacked;  // scoreboard: sorted, disjoint, within (snd_una, snd_max]
+  uint32_t sacked_bytes = 0;
+  std::deque<Rexmit> rexmits;    // retransmissions in flight during recovery
+  uint32_t rexmit_bytes = 0;
+  std::deque<SeqRange> relost;   // retransmissions found lost again: resend first
+  uint32_t last_sent_len = 0;
+
+  // receive sequence space
+  uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0, last_ack_sent = 0;
+  uint32_t rcv_wnd_sent = 0;
+  RecvRing rbuf;
+  uint32_t rcv_unread = 0;   // bytes before rcv_nxt not yet read
+  std::vector<OfoBlock> ofo;
+  uint32_t ofo_stamp = 0;
+  uint32_t rcvbuf_cap = 0, rcvbuf_max = 0;
+  bool rcvbuf_locked = false;
+  uint32_t rcvq_copied = 0;
+  Micros rcvq_time = 0;
+  uint32_t rcv_rtt_us = 0;
+  uint32_t rcv_mss = 536;    // largest segment seen from the peer (for delayed ACKs)
+
+  // timestamps (RFC 7323)
+  uint32_t ts_recent = 0, ts_offset = 0;
+  Micros ts_recent_time = 0;
+
+  // delayed ACK
+  uint32_t ack_pending = 0;  // full-sized segments received and not acked
+  bool ack_now = false;
+  uint32_t quickack = 0;
+
+  // timers (absolute deadlines, kNever when off)
+  Micros t_rto = kNever, t_delack = kNever, t_persist = kNever, t_keep = kNever, t_misc = kNever;
+  Micros heap_deadline = kNever;
+  uint32_t heap_refs = 0;
+  bool dead = false;         // freed; waiting for its heap entries to drain
+  Micros last_recv_time = 0; // for keepalive idle
+  Micros tw_start = 0;
+  uint32_t keep_idle_ms = 0, keep_intvl_ms = 0, keep_cnt = 0;
+
+  // listener
+  uint32_t backlog = 0;
+  std::deque<TcpSocket*> accept_q;
+  std::vector<ReqSock*> reqs;
+  TcpSocket* parent = nullptr;  // listener, while waiting in its accept queue
+
+  uint32_t send_window_end() const { return snd_una + snd_wnd; }
+  uint32_t data_end() const { return snd_buf_seq + uint32_t(sbuf.size()); }
+  bool synchronized() const { return state >= TcpState::Established || state == TcpState::SynReceived; }
+};
+
+/** congestion control behind a small interface; per-connection state lives in TcpSocket */
+class CongestionOps {
+ public:
+  virtual ~CongestionOps() = default;
+  virtual void init(TcpSocket& s) = 0;
+  /** new data acknowledged while not in recovery */
+  virtual void on_ack(TcpSocket& s, uint32_t acked, Micros now) = 0;
+  /** a loss was detected (fast retransmit or RTO): the new ssthresh */
+  virtual uint32_t on_loss(TcpSocket& s, Micros now) = 0;
+};
+CongestionOps* newreno_ops();
+CongestionOps* cubic_ops();
+
+struct ConnKey {
+  uint8_t family;
+  uint16_t lport, rport;
+  uint8_t laddr[16], raddr[16];
+  bool operator==(const ConnKey& o) const {
+    return family == o.family && lport == o.lport && rport == o.rport && std::memcmp(laddr, o.laddr, 16) == 0 &&
+           std::memcmp(raddr, o.raddr, 16) == 0;
+  }
+};
+struct ConnKeyHash {
+  uint64_t seed;
+  size_t operator()(const ConnKey& k) const {
+    uint64_t h = seed ^ (uint64_t(k.lport) << 16 | k.rport) ^ (uint64_t(k.family) << 40);
+    uint64_t w;
+    for (int i = 0; i < 16; i += 8) {
+      std::memcpy(&w, k.laddr + i, 8); h = (h ^ w) * 0x9e3779b97f4a7c15ull; h ^= h >> 29;
+      std::memcpy(&w, k.raddr + i, 8); h = (h ^ w) * 0xbf58476d1ce4e5b9ull; h ^= h >> 31;
+    }
+    return size_t(h);
+  }
+};
+inline ConnKey make_key(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) {
+  ConnKey k;
+  k.family = l.family; k.lport = lp; k.rport = rp;
+  std::memcpy(k.laddr, l.b, 16); std::memcpy(k.raddr, r.b, 16);
+  return k;
+}
+
+struct TimerEntry {
+  Micros at;
+  TcpSocket* s;
+  bool operator>(const TimerEntry& o) const { return at > o.at; }
+};
+
+class TcpCore {
+ public:
+  TcpCore(TcpHost& host, const TcpConfig& cfg, const uint8_t secret[32]);
+  ~TcpCore();
+
+  TcpHost& host;
+  TcpConfig cfg;
+  uint8_t secret[32];
+  TcpStats st;
+  CongestionOps* cc;
+  Micros now = 0;
+
+  std::unordered_map<ConnKey, TcpSocket*, ConnKeyHash> conns;
+  std::unordered_map<ConnKey, ReqSock*, ConnKeyHash> reqs;
+  std::unordered_map<uint16_t, std::vector<TcpSocket*>> ports;
+  std::vector<TimerEntry> heap;
+  size_t nsockets = 0;
+  uint32_t tw_count = 0;
+  uint32_t eph_counter = 0;
+  uint64_t challenge_window = 0;  // second of the current budget
+  uint32_t challenge_budget = 0;
+  std::vector<TcpSocket*> notify_list;
+
+  // ---- tcp_layer.cc: sockets, tables, timers, listen, cookies
+  TcpSocket* new_socket(int family, int user_id);
+  void free_socket(TcpSocket* s);          // unhash, drop buffers; deleted when its heap entries drain
+  void hash_conn(TcpSocket* s);
+  void unhash_conn(TcpSocket* s);
+  void port_add(TcpSocket* s);
+  void port_remove(TcpSocket* s);
+  bool port_conflict(const TcpSocket* s, const IpAddr& a, uint16_t port, bool reuse) const;
+  int autobind(TcpSocket* s, const Endpoint* remote);
+  TcpSocket* find_conn(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) const;
+  TcpSocket* find_listener(const IpAddr& l, uint16_t lp) const;
+  uint32_t make_isn(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp);
+  uint32_t cookie_make(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp, uint32_t irs, uint16_t mss);
+  int cookie_check(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp, uint32_t irs, uint32_t cookie);
+  void arm(TcpSocket* s);
+  void run_timers(TcpSocket* s);
+  void maybe_compact_heap();
+  void set_state(TcpSocket* s, TcpState st);
+  void enter_time_wait(TcpSocket* s);
+  void conn_done(TcpSocket* s, int err);   // connection over: CLOSED, error recorded, freed if orphan
+  void queue_notify(TcpSocket* s);
+  void flush_notify();
+  uint32_t events(const TcpSocket* s) const;
+  void listen_input(TcpSocket* l, const IpAddr& src, const IpAddr& dst, const tcpw::TcpSegment& seg);
+  void req_input(ReqSock* r, const IpAddr& src, const IpAddr& dst, const tcpw::TcpSegment& seg);
+  TcpSocket* child_from(TcpSocket* l, const ReqSock& r, const tcpw::TcpSegment& seg);
+  void req_free(ReqSock* r);
+  void send_synack(const ReqSock& r, bool cookie);
+  void listener_timer(TcpSocket* l);
+  void close_listener(TcpSocket* l);
+  bool challenge_ack_allowed();
+  void init_conn_params(TcpSocket* s);
+  void setup_route(TcpSocket* s, int* err);
+  uint32_t compute_mss(const TcpSocket* s) const;
+  uint32_t ts_now(uint32_t offset) const { return uint32_t(now / 1000) + offset; }
+
+  // ---- tcp_input.cc
+  void input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size_t len);
+  void conn_input(TcpSocket* s, const tcpw::TcpSegment& seg);
+  void syn_sent_input(TcpSocket* s, const tcpw::TcpSegment& seg);
+  void time_wait_input(TcpSocket* s, const IpAddr& src, const IpAddr& dst, const tcpw::TcpSegment& seg, bool* reopen);
+  void process_ack(TcpSocket* s, const tcpw::TcpSegment& seg, bool* drop);
+  void process_data(TcpSocket* s, const tcpw::TcpSegment& seg);
+  void process_fin(TcpSocket* s);
+  void update_scoreboard(TcpSocket* s, const tcpw::TcpSegment& seg);
+  void rtt_sample(TcpSocket* s, uint32_t rtt_us);
+  void detect_lost_rexmits(TcpSocket* s);
+  uint32_t lost_boundary(const TcpSocket* s) const;
+  uint32_t sacked_in(const TcpSocket* s, uint32_t a, uint32_t b) const;
+  uint32_t pipe(const TcpSocket* s) const;
+  void enter_recovery(TcpSocket* s, bool sack);
+  void rcv_autotune(TcpSocket* s);
+  void grow_rcvbuf(TcpSocket* s, uint32_t cap);
+
+  // ---- tcp_output.cc
+  void output(TcpSocket* s);                       // send what may be sent now, or a pending ACK
+  bool send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t flags, bool rexmit);
+  void send_ack(TcpSocket* s) { send_segment(s, s->snd_nxt, 0, tcpw::kAck, false); }
+  void send_probe(TcpSocket* s);                   // seq snd_una-1, no data: elicits an ACK
+  void send_rst_for(const IpAddr& src, const IpAddr& dst, const tcpw::TcpSegment& seg);
+  void send_rst(TcpSocket* s);
+  void send_raw(const IpAddr& src, const IpAddr& dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                uint8_t flags, uint16_t wnd, const uint8_t* opts, size_t optlen, bool offload);
+  uint16_t rcv_window(TcpSocket* s, bool update);
+  uint32_t next_seg(TcpSocket* s, uint32_t* len, bool* rexmit);
+  void on_rto(TcpSocket* s);
+  void schedule_delack(TcpSocket* s);
+  void set_rto_timer(TcpSocket* s);
+  void persist_check(TcpSocket* s);
+  void persist_fire(TcpSocket* s);
+  void retransmit_first(TcpSocket* s);
+  void keepalive_reset(TcpSocket* s);
+};
+
+const char* tcp_state_name(TcpState s);
+
+}  // namespace ms
