@@ -6,6 +6,8 @@
         "native/binding/addon.cc",
         "native/binding/kernel_socket.cc",
         "native/binding/user_stack.cc",
+        "native/binding/netns.cc",
+        "native/kernel/netns_helper.cc",
         "<!@(find native/engine native/link -name '*.cc' | sort)"
       ],
       "include_dirs": [
@@ -16,7 +18,8 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wno-unused-parameter"],
-      "cflags": ["-O2"]
+      "cflags": ["-O2"],
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

@@ -436,6 +436,9 @@ export class Socket extends EventEmitter {
     // Node: checked by the lookup after the state changed, leaving the socket stuck 'binding'
     if (typeof address !== 'string') throw invalidArgType('hostname', 'string', address);
     if (viaFd) adopted = this.#adoptFd((args[0] as BindOptions).fd as number);
+    // an open descriptor or a bound raw socket is listening at once, as Node does for { fd }
+    const immediate = adopted !== null && (viaFd || isBound(adopted));
+    if (immediate) this.#applyBufferSizes(adopted as RawSocket);
 
     this.#bindState = BINDING;
     const callback = args.length > 0 ? args[args.length - 1] : undefined;
@@ -454,22 +457,13 @@ export class Socket extends EventEmitter {
       this.on('listening', onListening);
     }
 
-    if (adopted && (viaFd || isBound(adopted))) {
-      // an open descriptor or a bound raw socket: listening at once, as Node does for { fd }
-      if (this.#raw && this.#raw !== adopted) this.#raw.close();
-      this.#attach(adopted);
-      try {
-        this.#applyBufferSizes(adopted);
-      } catch (err) {
-        this.#bindState = UNBOUND;
-        throw err;
-      }
-      this.#startListening();
-      return this;
-    }
     if (adopted && this.#raw !== adopted) {
       if (this.#raw) this.#raw.close();
       this.#attach(adopted);
+    }
+    if (immediate) {
+      this.#startListening();
+      return this;
     }
     const host = address;
     const portNumber = bindPort(port);
@@ -522,39 +516,33 @@ export class Socket extends EventEmitter {
       this.emit('error', lookupError);
       return;
     }
-    const created = this.#raw === null;
     let raw = this.#raw;
-    let failure: Error | null = null;
+    const created = raw === null;
     try {
       if (!this.#familyOk(ip)) throw systemError('EINVAL', 'bind', ip, port);
       if (!raw) {
         raw = this.#stack.socket(this.#domain, SOCK_DGRAM);
         this.#attach(raw);
-        if (this.#reuseAddr) raw.setOption('SO_REUSEADDR', 1);
-        if (this.#ipv6Only && this.type === 'udp6') raw.setOption('IPV6_V6ONLY', 1);
-      }
-    } catch (err) {
-      failure = relabel(err, 'bind', ip, port);
-    }
-    if (!failure && raw) {
-      try {
-        this.#applyBufferSizes(raw);
         try {
-          raw.bind(ip, port);
+          if (this.#reuseAddr) raw.setOption('SO_REUSEADDR', 1);
+          if (this.#ipv6Only && this.type === 'udp6') raw.setOption('IPV6_V6ONLY', 1);
         } catch (err) {
           throw relabel(err, 'bind', ip, port);
         }
-      } catch (err) {
-        failure = err as Error;
       }
-    }
-    if (failure || !raw) {
+      this.#applyBufferSizes(raw);
+      try {
+        raw.bind(ip, port);
+      } catch (err) {
+        throw relabel(err, 'bind', ip, port);
+      }
+    } catch (err) {
       if (created && raw) {
         this.#raw = null;
         raw.close();
       }
       this.#bindState = UNBOUND;
-      this.emit('error', failure ?? systemError('EBADF', 'bind', ip, port));
+      this.emit('error', err);
       return;
     }
     this.#startListening();
@@ -809,9 +797,8 @@ export class Socket extends EventEmitter {
       this.#sendFailed(req, relabel(err, 'send', req.host, req.port));
       return true;
     }
-    // 0 is would-block, except for an empty datagram, whose 0 can only mean it was sent:
-    // raw.ts gives no other way to tell the two apart
-    if (sent === 0 && req.data.length > 0) return false;
+    // -1: would block (raw.ts), try again on 'writable'
+    if (sent < 0) return false;
     if (sent !== req.data.length) {
       this.#sendFailed(req, systemError('EMSGSIZE', 'send', req.host, req.port,
         `the stack sent ${sent} of ${req.data.length} bytes of a datagram`));
@@ -898,7 +885,7 @@ export class Socket extends EventEmitter {
       this.emit('close');
       // datagrams still waiting for the raw socket: canceled, as libuv cancels its queue
       for (const req of canceled) {
-        if (req.callback) req.callback(systemError('ECANCELED', 'send', req.host, req.port), 0);
+        if (req.callback) (req.callback as (err: Error) => void)(systemError('ECANCELED', 'send', req.host, req.port));
       }
     });
   }

@@ -16,6 +16,10 @@ import {
 } from './raw';
 import { kernelStack, kernelStackWithOwnClasses, KernelRawSocket } from './stacks/kernel';
 import { newUserStack, type StackOptions, type UserStack } from './stacks/user';
+// ---- netns (lib/stacks/netns.ts)
+import { isNetnsPath, netnsStack, newNetnsStack, type NetnsStack, type NetnsStackOptions } from './stacks/netns';
+export type { NetnsStack, NetnsStackOptions, NetnsInterfaceOptions, NetnsTap } from './stacks/netns';
+// ----
 
 export type { RawSocket, Stack, SockAddr, Datagram, SockOpt } from './raw';
 export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SHUT_RD, SHUT_WR, SHUT_RDWR } from './raw';
@@ -27,8 +31,13 @@ export { parseConfigString } from './stacks/user';
  * newStack(options | 'eth,ip=10.0.0.2/24,gw=10.0.0.1,link=hub://lan'): a user-space TCP/IP
  * stack in this thread, as cheap as a socket. With a name it is findable with stack(name).
  */
-export function newStack(options: StackOptions | string = {}): UserStack {
-  return newUserStack(options);
+export function newStack(options: NetnsStackOptions & { kind: 'netns' }): NetnsStack;
+export function newStack(options?: StackOptions | string): UserStack;
+export function newStack(options: StackOptions | NetnsStackOptions | string = {}): UserStack | NetnsStack {
+  // ---- netns (lib/stacks/netns.ts): { kind: 'netns' } is a new kernel network namespace
+  if (typeof options === 'object' && options !== null && (options as { kind?: unknown }).kind === 'netns') return newNetnsStack(options as NetnsStackOptions);
+  // ----
+  return newUserStack(options as StackOptions | string);
 }
 
 // ---- the stacks this environment knows by name
@@ -48,7 +57,9 @@ export function unregisterStack(s: Stack): void {
 }
 
 /**
- * The stack named by `path`: 'kernel' (this thread's namespace) or a user stack's name.
+ * The stack named by `path`: 'kernel' (this thread's namespace), a user stack's name, or a
+ * network namespace ('/var/run/netns/NAME', '/proc/PID/ns/net', 'netns:NAME'; EPERM when
+ * it may not be entered).
  * ENOENT when nothing has that name; ENOTSUP when the path exists but is not a stack.
  */
 export function stack(path: string): Stack {
@@ -56,6 +67,9 @@ export function stack(path: string): Stack {
   if (path === 'kernel') return kernelStack;
   const s = named.get(path);
   if (s) return s;
+  // ---- netns (lib/stacks/netns.ts): a network-namespace file, or 'netns:NAME'
+  if (isNetnsPath(path)) return netnsStack(path);
+  // ----
   let exists = false;
   try { fs.statSync(path); exists = true; } catch { exists = false; }
   if (exists) throw systemError('ENOTSUP', 'stack', path, undefined, 'not a network stack');

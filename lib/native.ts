@@ -42,8 +42,38 @@ export interface NativeKernel {
   Poller: new (fd: number, callback: (status: number, events: number) => void) => NativePoller;
 }
 
+// ---- network namespaces (native/binding/netns.cc)
+
+/** the helper process of one namespace stack (native/kernel/netns_helper.cc) */
+export interface NativeNsHelper {
+  /** socket(2) inside the namespace: fd (owned by this environment) or -errno */
+  socket(domain: number, type: number, protocol: number): number;
+  /** a TAP device inside the namespace: [fd, name, ifindex] or -errno */
+  tap(name: string, flags?: number): [number, string, number] | number;
+  /** close the channel, kill and reap the helper */
+  close(): void;
+  /** the helper's pid, -1 once closed */
+  readonly pid: number;
+  /** whether the helper made a user namespace (no CAP_SYS_ADMIN) */
+  readonly userns: boolean;
+}
+
+export interface NativeNetns {
+  /** 'join': enter the namespace file at path; 'new': a new namespace ('user': in a new user namespace). [-errno, stage, nstype] on failure */
+  spawn(path: string | null, mode: 'join' | 'new' | 'user'): NativeNsHelper | [number, string, number];
+  /** rtnetlink over a NETLINK_ROUTE socket made inside the namespace; each 0 or -errno */
+  linkSet(nlfd: number, ifindex: number, up: number, mtu: number, mac: Buffer | null): number;
+  addrAdd(nlfd: number, ifindex: number, family: number, address: string, prefix: number): number;
+  routeAdd(nlfd: number, family: number, dst: string, prefix: number, gateway: string, ifindex: number): number;
+  /** the frames readable now (up to max), or -errno */
+  tapRead(fd: number, max: number): Buffer[] | number;
+  /** one frame: bytes written or -errno */
+  tapWrite(fd: number, frame: Uint8Array): number;
+}
+
 export interface NativeAddon {
   kernel: NativeKernel;
+  netns: NativeNetns;
   /** kernel descriptors this environment still owns */
   ownedFds(): number;
 }

@@ -77,10 +77,11 @@ export interface RawSocket extends EventEmitter {
   /**
    * Stream: queue bytes, returns how many were taken (0 when the send buffer is full:
    * wait for 'writable'). Datagram: send one datagram to the connected peer whole,
-   * returns its length, or throws (EMSGSIZE, ...); 0 means would-block.
+   * returns its length (0 for an empty datagram), -1 when it would block, or throws
+   * (EMSGSIZE, ...).
    */
   send(data: Uint8Array): number;
-  /** datagram only: one datagram to address:port, whole or not at all. */
+  /** datagram only: one datagram to address:port, whole or not at all; -1 when it would block. */
   sendto(data: Uint8Array, address: string, port: number): number;
   /** stream: the bytes available now (any size), null when none (would block), an empty Buffer at end of stream. */
   recv(): Buffer | null;

@@ -122,7 +122,7 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
     const fd = this.check(this.type === SOCK_STREAM ? 'write' : 'send');
     const r = this.k.send(fd, data);
     if (r >= 0) return r;
-    if (r === -E.EAGAIN) return 0;
+    if (r === -E.EAGAIN) return this.type === SOCK_STREAM ? 0 : -1;
     throw systemError(r, this.type === SOCK_STREAM ? 'write' : 'send');
   }
 
@@ -139,7 +139,7 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
     const fd = this.check('send');
     const r = this.k.sendto(fd, data, this.domain, address, port);
     if (r >= 0) return r;
-    if (r === -E.EAGAIN) return 0;
+    if (r === -E.EAGAIN) return -1;
     throw systemError(r, 'send', address, port);
   }
 
@@ -225,14 +225,10 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
     return r[0];
   }
 
+  /** SO_KEEPALIVE, and the idle time before the first probe (whole seconds, at least 1) */
   setKeepAlive(enable: boolean, initialDelayMs = 0): void {
     this.setOption('SO_KEEPALIVE', enable);
-    if (enable && initialDelayMs > 0) {
-      // as libuv does: idle time in seconds, then probes every second, 10 of them
-      this.setOption('TCP_KEEPIDLE', Math.max(1, Math.floor(initialDelayMs / 1000)));
-      this.setOption('TCP_KEEPINTVL', 1);
-      this.setOption('TCP_KEEPCNT', 10);
-    }
+    if (enable && initialDelayMs > 0) this.setOption('TCP_KEEPIDLE', Math.max(1, Math.floor(initialDelayMs / 1000)));
   }
 
   setNoDelay(enable: boolean): void {

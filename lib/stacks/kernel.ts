@@ -36,6 +36,15 @@ export class KernelRawSocket extends HandleRawSocket {
     return fd;
   }
 
+  /** as libuv does it for Node: the idle time, then a probe every second, 10 of them */
+  override setKeepAlive(enable: boolean, initialDelayMs = 0): void {
+    super.setKeepAlive(enable, initialDelayMs);
+    if (enable && initialDelayMs > 0) {
+      this.setOption('TCP_KEEPINTVL', 1);
+      this.setOption('TCP_KEEPCNT', 10);
+    }
+  }
+
   protected updatePoller(): void {
     if (this._fd < 0) return;
     const events = this.wanted();

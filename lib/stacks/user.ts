@@ -138,6 +138,7 @@ interface NativeUserStack extends SocketOps {
   stats(): StackStats;
   sockets(): NativeSocketRow[];
   closeStack(): void;
+  inject(ifindex: number, frame: Uint8Array): number;
 }
 
 interface NativeUser {
@@ -463,6 +464,12 @@ export class UserStack implements Stack {
     this.pings.delete(key);
     if (status === 0) p.resolve(rttUs / 1000);
     else p.reject(systemError(status, 'ping', p.address));
+  }
+
+  /** a raw ethernet frame arrives on an interface as if from its link (for tests and fuzzing) */
+  inject(frame: Uint8Array, iface?: string | number): void {
+    if (!(frame instanceof Uint8Array)) throw invalidArgType('frame', ['Buffer', 'Uint8Array'], frame);
+    check(this.native.inject(this.ifindexOf(iface), frame), 'inject');
   }
 
   /** counters per protocol, like netstat -s */

@@ -11,6 +11,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   scratch_ = static_cast<uint8_t*>(std::malloc(kScratch));
   InitKernel(env, exports);
   InitUser(env, exports);
+  InitNetns(env, exports);
   exports.Set("ownedFds", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(Addon::Get(info.Env())->owned_fds()));
   }));

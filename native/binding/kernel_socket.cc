@@ -314,18 +314,17 @@ class Poller : public Napi::ObjectWrap<Poller> {
     auto* h = static_cast<Handle*>(p->data);
     Poller* self = h->owner;
     if (!self) return;
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
     int ev = 0;
     if (events & UV_READABLE) ev |= 1;
     if (events & UV_WRITABLE) ev |= 2;
     if (events & UV_DISCONNECT) ev |= 1;
-    try {
-      self->cb_.MakeCallback(env.Global(), { Napi::Number::New(env, status), Napi::Number::New(env, ev) });
-    } catch (const Napi::Error& e) {
-      // the listener threw: an uncaught exception, as for any other event
-      napi_fatal_exception(env, e.Value());
-    }
+    napi_env env = self->Env();
+    // scope for the argument values
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value argv[2] = { NumberValue(env, status), NumberValue(env, ev) };
+    CallFromLoop(env, self->cb_, 2, argv);
+    napi_close_handle_scope(env, scope);
   }
 
   void CloseHandle() {

@@ -125,6 +125,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Sockets(const Napi::CallbackInfo& info);
   Napi::Value CloseStackJs(const Napi::CallbackInfo& info);
+  Napi::Value Inject(const Napi::CallbackInfo& info);
 
   struct PortCtx { UserStack* stack; int ifindex; };
   struct Port { ms::Hub* hub; ms::Hub::Port* port; std::unique_ptr<PortCtx> ctx; };

@@ -224,20 +224,24 @@ bool UserRuntime::Deliver() {
     any = true;
   }
   if (events_.empty() || dispatcher_.IsEmpty()) return any;
-  Napi::HandleScope scope(env_);
+  napi_env env = env_;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) { events_.clear(); return any; }
   size_t n = events_.size();
-  Napi::Int32Array arr = Napi::Int32Array::New(env_, n * 3);
-  for (size_t i = 0; i < n; i++) {
-    arr[i * 3] = events_[i].stack->id();
-    arr[i * 3 + 1] = events_[i].sd;
-    arr[i * 3 + 2] = int32_t(events_[i].events);
+  void* data = nullptr;
+  napi_value ab, arr = nullptr;
+  if (napi_create_arraybuffer(env, n * 3 * sizeof(int32_t), &data, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_int32_array, n * 3, ab, 0, &arr) == napi_ok) {
+    auto* out = static_cast<int32_t*>(data);
+    for (size_t i = 0; i < n; i++) {
+      out[i * 3] = events_[i].stack->id();
+      out[i * 3 + 1] = events_[i].sd;
+      out[i * 3 + 2] = int32_t(events_[i].events);
+    }
   }
   events_.clear();
-  try {
-    dispatcher_.MakeCallback(env_.Global(), { arr });
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env_, e.Value());
-  }
+  if (arr) CallFromLoop(env, dispatcher_, 1, &arr);
+  napi_close_handle_scope(env, scope);
   return true;
 }
 
@@ -284,6 +288,7 @@ Napi::Function UserStack::Init(Napi::Env env) {
     InstanceMethod("stats", &UserStack::Stats),
     InstanceMethod("sockets", &UserStack::Sockets),
     InstanceMethod("closeStack", &UserStack::CloseStackJs),
+    InstanceMethod("inject", &UserStack::Inject),
   });
 }
 
@@ -566,10 +571,11 @@ Napi::Value UserStack::Recv(const Napi::CallbackInfo& info) {
     if (n < avail) return Napi::Buffer<uint8_t>::Copy(info.Env(), b.Data(), size_t(n));
     return b;
   }
-  uint8_t dummy[1];
-  long n = stack_.recv(sd, dummy, 0);
+  // nothing queued: a 1-byte read tells EOF (0), would-block or a pending error apart
+  uint8_t one[1];
+  long n = stack_.recv(sd, one, 1);
   if (n < 0) return Num(info.Env(), double(n));
-  return Napi::Buffer<uint8_t>::New(info.Env(), 0);
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), one, size_t(n));
 }
 
 Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
@@ -684,15 +690,16 @@ Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
 void UserStack::DeliverPing(const ms::PingResult& r) {
   if (pings_out_ > 0) { pings_out_--; rt_->Ref(-1); }
   if (on_ping_.IsEmpty()) return;
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  try {
-    on_ping_.MakeCallback(env.Global(), {
-      Num(env, double(r.id) * 65536 + r.seq), Num(env, r.status), Num(env, double(r.rtt)),
-      Napi::String::New(env, r.from.family ? r.from.str() : ""), Num(env, r.ttl), Num(env, double(r.bytes)) });
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env, e.Value());
-  }
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value from = nullptr;
+  std::string text = r.from.family ? r.from.str() : "";
+  napi_create_string_utf8(env, text.c_str(), text.size(), &from);
+  napi_value argv[6] = { NumberValue(env, double(r.id) * 65536 + r.seq), NumberValue(env, r.status), NumberValue(env, double(r.rtt)),
+                         from, NumberValue(env, r.ttl), NumberValue(env, double(r.bytes)) };
+  CallFromLoop(env, on_ping_, 6, argv);
+  napi_close_handle_scope(env, scope);
 }
 
 Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
@@ -761,6 +768,16 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
     out.Set(k++, o);
   }
   return out;
+}
+
+// a frame arrives on an interface as if from its link (tests, fuzzing, custom links)
+Napi::Value UserStack::Inject(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  int ifindex = Int(info, 0);
+  if (!stack_.interface(ifindex)) return Num(info.Env(), -ENODEV);
+  auto buf = info[1].As<Napi::Uint8Array>();
+  stack_.input(ifindex, buf.Data(), buf.ByteLength());
+  return Num(info.Env(), 0);
 }
 
 // ---------------------------------------------------------------------------------------

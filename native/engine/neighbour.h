@@ -18,8 +18,8 @@ struct NeighbourConfig {
   uint32_t max_probes = 3;            // then the destination has failed
   uint32_t reachable_ms = 30000;      // a confirmation is trusted this long, then stale
   uint32_t failed_hold_ms = 3000;     // sends to a failed destination fail at once meanwhile
-  uint32_t queue_packets = 16;        // packets held per unresolved destination
-  uint32_t queue_bytes = 65536 * 2;
+  uint32_t queue_packets = 64;        // packets held per unresolved destination
+  uint32_t queue_bytes = 212992;      // as Linux unres_qlen_bytes
 };
 
 struct NeighbourKey {
@@ -57,16 +57,23 @@ class NeighbourCache {
 
   /** lookup and mark recently used; nullptr if absent */
   Neighbour* find(const NeighbourKey& k) {
+    if (last_ && last_->key == k) {  // the common case: the same next hop as the last packet
+      if (last_it_ != lru_.begin()) lru_.splice(lru_.begin(), lru_, last_it_);
+      return last_;
+    }
     auto it = map_.find(k);
     if (it == map_.end()) return nullptr;
     if (it->second != lru_.begin()) lru_.splice(lru_.begin(), lru_, it->second);
-    return &*it->second;
+    last_it_ = it->second;
+    last_ = &*it->second;
+    return last_;
   }
   /** existing or new entry (Incomplete, no probe yet); evicts the least recently used */
   Neighbour* get_or_create(const NeighbourKey& k, bool* created, uint64_t* evictions) {
     if (Neighbour* n = find(k)) { *created = false; return n; }
     *created = true;
     if (map_.size() >= cfg_.max_entries && !lru_.empty()) {
+      if (last_ == &lru_.back()) last_ = nullptr;
       map_.erase(lru_.back().key);
       lru_.pop_back();
       ++*evictions;
@@ -79,6 +86,7 @@ class NeighbourCache {
   void erase(const NeighbourKey& k) {
     auto it = map_.find(k);
     if (it == map_.end()) return;
+    if (last_ == &*it->second) last_ = nullptr;
     lru_.erase(it->second);
     map_.erase(it);
   }
@@ -89,13 +97,15 @@ class NeighbourCache {
   Micros next_timer() const { return next_timer_; }
   void note_timer(Micros t) { if (t < next_timer_) next_timer_ = t; }
   void set_next_timer(Micros t) { next_timer_ = t; }
-  void clear() { map_.clear(); lru_.clear(); next_timer_ = kNever; }
+  void clear() { map_.clear(); lru_.clear(); next_timer_ = kNever; last_ = nullptr; }
 
  private:
   NeighbourConfig cfg_;
   std::list<Neighbour> lru_;  // most recently used first
   std::unordered_map<NeighbourKey, std::list<Neighbour>::iterator, NeighbourKeyHash> map_;
   Micros next_timer_ = kNever;
+  Neighbour* last_ = nullptr;  // one-entry lookup cache
+  std::list<Neighbour>::iterator last_it_;
 };
 
 }  // namespace ms

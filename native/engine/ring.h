@@ -42,7 +42,7 @@ class RecordRing {
   bool push_copy(const void* data, size_t n, uint32_t tag = 0) {
     uint8_t* p = push(n, tag);
     if (!p) return false;
-    std::memcpy(p, data, n);
+    if (n) std::memcpy(p, data, n);
     return true;
   }
   /** the oldest record; ring must not be empty */

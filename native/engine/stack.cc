@@ -20,6 +20,9 @@ Stack::Stack(const StackConfig& cfg)
 }
 
 Stack::~Stack() {
+  // destruction is silent: the owner is going away, nobody is told
+  sink_ = nullptr;
+  ping_fn_ = nullptr;
   if (!closed_) close();
 }
 
@@ -179,7 +182,7 @@ void Stack::mark(int sd) {
 void Stack::finish() {
   if (closed_) { dirty_.clear(); return; }
   depth_++;
-  if (!loopback_.empty()) loopback_deliver(cfg_.loopback_budget);
+  if (loopback_head_ < loopback_.size()) loopback_deliver(cfg_.loopback_budget);
   while (!tcp_failed_.empty()) {
     std::vector<IpAddr> v;
     v.swap(tcp_failed_);
@@ -189,6 +192,7 @@ void Stack::finish() {
   // events and ping results: the callbacks may call back into the stack
   while (!dirty_.empty() || !ping_done_.empty()) {
     std::vector<int> d;
+    d.swap(spare_dirty_);  // reuse capacity: no allocation per call
     d.swap(dirty_);
     for (int sd : d) {
       Slot* s = slot(sd);
@@ -196,10 +200,14 @@ void Stack::finish() {
       s->dirty = false;
       if (sink_) sink_(sink_ctx_, sd, events(sd));
     }
-    std::vector<PingResult> p;
-    p.swap(ping_done_);
-    for (auto& r : p)
-      if (ping_fn_) ping_fn_(ping_ctx_, r);
+    d.clear();
+    if (spare_dirty_.capacity() < d.capacity()) spare_dirty_.swap(d);
+    if (!ping_done_.empty()) {
+      std::vector<PingResult> p;
+      p.swap(ping_done_);
+      for (auto& r : p)
+        if (ping_fn_) ping_fn_(ping_ctx_, r);
+    }
     if (closed_) break;
   }
 }
@@ -222,7 +230,7 @@ void Stack::poll(Micros now) {
 
 Micros Stack::poll_at() const {
   if (closed_) return kNever;
-  if (!loopback_.empty() || !tcp_failed_.empty()) return now_;
+  if (loopback_head_ < loopback_.size() || !tcp_failed_.empty()) return now_;
   Micros t = neigh_.next_timer();
   if (reasm_.in_progress()) t = std::min(t, reasm_.next_deadline());
   for (auto& ifp : ifs_)
@@ -601,8 +609,9 @@ void Stack::close() {
 #endif
   neigh_.clear();
   reasm_.clear();
-  loopback_.clear();
-  pings_.clear();
+  std::vector<PacketBuf>().swap(loopback_);
+  loopback_head_ = 0;
+  std::vector<PendingPing>().swap(pings_);
   for (auto& ifp : ifs_) if (ifp->pcap) ifp->pcap->close();
   ifs_.clear();
   routes_.clear();

@@ -7,7 +7,6 @@
 // of the outermost call (input, poll, a socket call) with the sockets whose readiness
 // changed; it may call back into the stack.
 #pragma once
-#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -324,12 +323,13 @@ class Stack final : public TcpHost {
   RouteResult rc_res_;
   NeighbourCache neigh_;
   Reassembler reasm_;
-  std::deque<PacketBuf> loopback_;
+  std::vector<PacketBuf> loopback_;  // FIFO from loopback_head_ (a std::deque costs memory even empty)
+  size_t loopback_head_ = 0;
   uint16_t ip_id_ = 0;
 
   std::vector<Slot> slots_;
   std::vector<int> free_sds_;
-  std::vector<int> dirty_;
+  std::vector<int> dirty_, spare_dirty_;
   EventSink sink_ = nullptr;
   void* sink_ctx_ = nullptr;
 
@@ -341,7 +341,7 @@ class Stack final : public TcpHost {
   Micros icmp_last_ = 0;
   uint16_t ping_id_ = 0;
   uint16_t ping_seq_ = 0;
-  std::deque<PendingPing> pings_;
+  std::vector<PendingPing> pings_;  // in send order
   std::vector<PingResult> ping_done_;  // reported on the way out
   PingHandler ping_fn_ = nullptr;
   void* ping_ctx_ = nullptr;

@@ -214,14 +214,14 @@ int Stack::ip_output(const IpAddr& src_in, const IpAddr& dst, uint8_t proto, Pac
   h.total_len = uint16_t(total);
   wire::emit_ipv4(pkt.prepend(wire::kIpv4Header), h);
   if (!rr.ifp) {
-    if (loopback_.size() >= cfg_.loopback_queue) { st.loopback_drops++; return -ENOBUFS; }
+    if (loopback_.size() - loopback_head_ >= cfg_.loopback_queue) { st.loopback_drops++; return -ENOBUFS; }
     st.out_loopback++;
     loopback_.push_back(std::move(pkt));
     return 0;
   }
   // local copies: multicast to a group we joined (IP_MULTICAST_LOOP), and broadcasts (as Linux)
   if (rr.broadcast && (v4_multicast(dst.b) ? o.mcast_loop && rr.ifp->joined(dst.b) : true)) {
-    if (loopback_.size() < cfg_.loopback_queue) loopback_.push_back(pkt.clone());
+    if (loopback_.size() - loopback_head_ < cfg_.loopback_queue) loopback_.push_back(pkt.clone());
   }
   if (total > rr.ifp->mtu) {
     if (o.df) { st.frag_fails++; return -EMSGSIZE; }
@@ -269,10 +269,16 @@ int Stack::ip_fragment(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt, u
 }
 
 void Stack::loopback_deliver(size_t budget) {
-  while (!loopback_.empty() && budget--) {
-    PacketBuf pkt = std::move(loopback_.front());
-    loopback_.pop_front();
-    ip_input(nullptr, pkt.data(), pkt.size(), false);
+  while (loopback_head_ < loopback_.size() && budget--) {
+    PacketBuf pkt = std::move(loopback_[loopback_head_++]);
+    ip_input(nullptr, pkt.data(), pkt.size(), false);  // may append to loopback_
+  }
+  if (loopback_head_ == loopback_.size()) {
+    loopback_.clear();
+    loopback_head_ = 0;
+  } else if (loopback_head_ > 256 && loopback_head_ * 2 > loopback_.size()) {
+    loopback_.erase(loopback_.begin(), loopback_.begin() + long(loopback_head_));
+    loopback_head_ = 0;
   }
 }
 
@@ -448,15 +454,17 @@ int Stack::ping(const IpAddr& dst, size_t payload, uint16_t* id_seq_out) {
 
 void Stack::ping_poll() {
   Micros to = Micros(cfg_.ping_timeout_ms) * 1000;
-  while (!pings_.empty() && pings_.front().sent + to <= now_) {
+  size_t n = 0;
+  while (n < pings_.size() && pings_[n].sent + to <= now_) {
     PingResult r;
     r.id = ping_id_;
-    r.seq = pings_.front().seq;
+    r.seq = pings_[n].seq;
     r.status = -ETIMEDOUT;
-    r.from = pings_.front().dst;
-    pings_.pop_front();
+    r.from = pings_[n].dst;
     ping_done_.push_back(r);
+    n++;
   }
+  if (n) pings_.erase(pings_.begin(), pings_.begin() + long(n));
 }
 
 }  // namespace ms

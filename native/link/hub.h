@@ -25,7 +25,10 @@ class Hub {
 
   struct Config {
     size_t port_queue_bytes = 4u << 20;  // per port, frames beyond are dropped (counted)
-    size_t port_queue_initial = 16u << 10;  // allocated on the first frame, grows by doubling
+    size_t port_queue_initial = 2048;    // allocated on the first frame, grows by doubling; a queue
+                                         // that drains empty is freed at once if small, after
+                                         // idle_drains drain() calls without traffic if grown
+    uint32_t idle_drains = 32;
     size_t mac_table_max = 65536;
     uint32_t mac_age_ms = 300000;        // as a switch's aging time (needs set_now)
     bool csum_offload = true;            // ports report csum_offload() (false: checksums on)
@@ -58,7 +61,13 @@ class Hub {
     Deliver fn_;
     void* ctx_;
     RecordRing q_;
-    bool ready_ = false, detached_ = false;
+    bool ready_ = false, detached_ = false, listed_ = false;
+    uint64_t active_ = 0;  // the drain() call that last delivered to it
+    // caches valid while the hub's MAC table version is unchanged: the last source learned
+    // (and when), the last destination looked up
+    uint64_t src_key_ = ~0ull, dst_key_ = ~0ull, src_ver_ = 0, dst_ver_ = 0;
+    Micros src_seen_ = 0;
+    uint32_t dst_idx_ = 0, dst_gen_ = 0;
     PortStats stats_;
   };
 
@@ -75,11 +84,17 @@ class Hub {
   void detach(Port* p);
   /** deliver up to budget queued frames (round robin over ports); returns how many */
   size_t drain(size_t budget = SIZE_MAX);
+  /** free the queue memory of every port with nothing queued (O(ports); drain() does this
+      gradually by itself) */
+  void trim();
   /** frames waiting in any port queue */
   bool pending() const { return !ready_.empty(); }
   size_t port_count() const { return nports_; }
   /** the clock for MAC aging (microseconds, any monotonic origin) */
-  void set_now(Micros now) { now_ = now; }
+  void set_now(Micros now) {
+    now_ = now;
+    if (now_ - aged_at_ >= 1000000) { aged_at_ = now_; mac_version_++; }  // caches re-check aging each second
+  }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -102,6 +117,11 @@ class Hub {
   size_t nports_ = 0;
   std::deque<uint32_t> ready_;      // ports with frames queued
   std::unordered_map<uint64_t, MacEntry> macs_;
+  std::vector<std::pair<uint32_t, uint32_t>> grown_;  // (index, gen) of ports keeping a grown queue
+  size_t trim_cursor_ = 0;
+  uint64_t drains_ = 0;
+  uint64_t mac_version_ = 1;
+  Micros aged_at_ = 0;  // bumped whenever a MAC changes port or leaves the table
   Port* delivering_ = nullptr;
   Micros now_ = 0;
   Stats stats_;

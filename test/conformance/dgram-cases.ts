@@ -47,6 +47,8 @@ export function dgramCases(target: Target): void {
   const WILDCARD = target.family === 6 ? '::' : '0.0.0.0';
   /** the largest UDP payload of one IP datagram: 65535 - 20 (IPv4 header) - 8, or 65535 - 8 for IPv6 */
   const MAX_PAYLOAD = target.family === 6 ? 65527 : 65507;
+  // documentation prefixes (TEST-NET-2, 2001:db8::/32): on no interface of any side
+  const UNOWNED = target.family === 6 ? '2001:db8::dead:1' : '198.51.100.254';
 
   function socket(scope: Scope, side: Side, label: string, opts: Partial<dgramNs.SocketOptions> = {}): UdpSocket {
     return scope.udp(side.dgram.createSocket({ type: UDP, ...opts }), label);
@@ -151,6 +153,18 @@ export function dgramCases(target: Target): void {
         assert.equal(err.address, S.host);
         assert.equal(err.port, port);
         assert.equal(err.message, `bind EADDRINUSE ${S.host}:${port}`);
+      });
+
+      tcase("EADDRNOTAVAIL: bind to an address that is not on this stack", async (scope) => {
+        const sock = socket(scope, S, 'server');
+        const errored = scope.wait<[ErrnoError]>(sock, 'error');
+        sock.bind(0, UNOWNED);
+        const [err] = await errored;
+        assert.equal(err.code, 'EADDRNOTAVAIL');
+        assert.equal(err.errno, -osConstants.errno.EADDRNOTAVAIL);
+        assert.equal(err.syscall, 'bind');
+        assert.equal(err.address, UNOWNED);
+        assert.equal(err.message, `bind EADDRNOTAVAIL ${UNOWNED}`);
       });
 
       tcase('reuseAddr: two sockets can bind the same address and port', async (scope) => {
@@ -362,6 +376,20 @@ export function dgramCases(target: Target): void {
         c.connect(port, S.host);
         await again;
         assert.equal(c.remoteAddress().port, port, 'can connect again after disconnect');
+      });
+
+      tcase("connected to a closed port: the port-unreachable reply gives 'error' ECONNREFUSED (recvmsg)", async (scope) => {
+        const { sock: gone, port } = await bound(scope, S, 'closed port');
+        await new Promise<void>((resolve) => gone.close(() => resolve()));
+        const c = socket(scope, C, 'client');
+        await new Promise<void>((resolve) => c.connect(port, S.host, () => resolve()));
+        const errored = scope.wait<[ErrnoError]>(c, 'error');
+        assert.deepEqual(await send(c, 'anyone?'), [null, 7], 'the send itself succeeds');
+        const [err] = await errored;
+        assert.equal(err.code, 'ECONNREFUSED');
+        assert.equal(err.errno, -osConstants.errno.ECONNREFUSED);
+        assert.equal(err.syscall, 'recvmsg');
+        assert.equal(err.message, 'recvmsg ECONNREFUSED');
       });
 
       tcase('a connected socket receives only from its peer', async (scope) => {

@@ -14,7 +14,22 @@
 import * as dgram from 'dgram';
 import * as net from 'net';
 
-import type { Target } from './target';
+import { createDgram } from '../../lib/dgram';
+import { createNet } from '../../lib/net';
+import { kernelStack } from '../../lib/stacks/kernel';
+import { newNetnsStack, type NetnsStack } from '../../lib/stacks/netns';
+import type { Side, Target } from './target';
+
+/** msockets' own net/dgram classes over the kernel stack, made when a case first asks for them */
+let ownNet: typeof net | undefined;
+let ownDgram: typeof dgram | undefined;
+function ownKernelSide(host: string): Side {
+  return {
+    get net() { return (ownNet ??= createNet(kernelStack)); },
+    get dgram() { return (ownDgram ??= createDgram(kernelStack)); },
+    host,
+  };
+}
 
 export const targets: Target[] = [
   {
@@ -25,19 +40,41 @@ export const targets: Target[] = [
     client: { net, dgram, host: '127.0.0.1' },
   },
 
+  {
+    // msockets' own classes (lib/net.ts, lib/dgram.ts) over the kernel stack's raw sockets
+    // (lib/stacks/kernel.ts): createNet(kernelStack), createDgram(kernelStack).
+    name: 'kernel (msockets classes)',
+    family: 4,
+    server: ownKernelSide('127.0.0.1'),
+    client: ownKernelSide('127.0.0.1'),
+  },
+
+  // ---- netns (lib/stacks/netns.ts) ---------------------------------------------------------
+  // Node's own classes with descriptors from a network namespace the suite makes
+  // (newStack({ kind: 'netns' }): loopback up; unprivileged through a user namespace when
+  // needed), server and client both on 127.0.0.1 inside it.
+  (() => {
+    let ns: NetnsStack | undefined;
+    const side = (): Side => {
+      if (!ns) throw new Error('netns target: setup() has not run');
+      return { net: ns.net, dgram: ns.dgram, host: '127.0.0.1' };
+    };
+    const t: Target = {
+      name: 'netns (node classes in a new namespace)',
+      family: 4,
+      get server() { return side(); },
+      get client() { return side(); },
+      setup() { ns = newNetnsStack({ name: `conformance-netns-${process.pid}` }); },
+      teardown() { ns?.close(); ns = undefined; },
+    };
+    return t;
+  })(),
+  // ---- end netns --------------------------------------------------------------------------
+
   // ----------------------------------------------------------------------------------------
-  // LEAD: add the msockets targets here.
+  // LEAD: add further targets here, e.g.
   //
-  // 1. 'kernel (msockets classes)': our own lib/net.ts and lib/dgram.ts over lib/stacks/kernel.ts
-  //      import { createNet } from '../../lib/net';
-  //      import { createDgram } from '../../lib/dgram';
-  //      import { kernelStack } from '../../lib/stacks/kernel';
-  //      const ownNet = createNet(kernelStack), ownDgram = createDgram(kernelStack);
-  //      { name: 'kernel (msockets classes)', family: 4,
-  //        server: { net: ownNet, dgram: ownDgram, host: '127.0.0.1' },
-  //        client: { net: ownNet, dgram: ownDgram, host: '127.0.0.1' } },
-  //
-  // 2. user stacks on a virtual hub (server 10.0.0.1, client 10.0.0.2), created in setup():
+  //    user stacks on a virtual hub (server 10.0.0.1, client 10.0.0.2), created in setup():
   //      let a: Stack, b: Stack;   // newStack({ interfaces: [{ link: 'hub://conf', ip: ['10.0.0.1/24'] }] }) ...
   //      { name: 'user stacks on hub://', family: 4,
   //        get server() { return { net: a.net, dgram: a.dgram, host: '10.0.0.1' }; },

@@ -242,7 +242,7 @@ export class MemDgramSocket extends EventEmitter implements RawSocket {
     const fail = (code: string) => (connected ? systemError(code, 'send') : systemError(code, 'send', address, port));
     if (data.length > max) throw fail('EMSGSIZE');
     if (this.domain === AF_INET && address === '255.255.255.255' && !this.getOption('SO_BROADCAST')) throw fail('EACCES');
-    if (this.net.isCongested) return 0;
+    if (this.net.isCongested) return -1;
     this.autobind();
     const to = isWildcard(address) ? (this.domain === AF_INET ? '127.0.0.1' : '::1') : address;
     const from = this.bound as SockAddr;

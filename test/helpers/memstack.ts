@@ -71,6 +71,11 @@ function runTick(): void {
 let activeHandles = 0;
 let keepAlive: NodeJS.Timeout | null = null;
 
+/** how many memstack sockets hold the event loop open now */
+export function activeMemHandles(): number {
+  return activeHandles;
+}
+
 function changeActive(delta: number): void {
   activeHandles += delta;
   if (activeHandles > 0 && keepAlive === null) {
@@ -146,6 +151,16 @@ export class MemStack implements Stack {
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  /** raw sockets of this stack not closed yet (leak checks) */
+  get openSockets(): number {
+    return this.sockets.size;
+  }
+
+  /** every raw socket of this stack not closed yet */
+  get rawSockets(): MemRawSocket[] {
+    return [...this.sockets];
   }
 
   supports(domain: number): boolean {

@@ -190,8 +190,7 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
     return;
   }
   s->last_recv_time = now;
-  if (s->probes && !s->keepalive) s->probes = 0;
-  else if (s->keepalive) s->probes = 0;
+  s->probes = 0;
   // RST (RFC 5961 3.2)
   if (seg.has(kRst)) {
     if (seg.seq != s->rcv_nxt) {
@@ -490,7 +489,7 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
   }
   // window update (RFC 9293 3.10.7.4, SND.WL1/WL2)
   if (seq_lt(s->snd_wl1, seg.seq) || (s->snd_wl1 == seg.seq && seq_le(s->snd_wl2, ack))) {
-    if (new_wnd && s->snd_wnd == 0) s->probes = 0;
+    if (new_wnd && s->snd_wnd == 0) s->persist_backoff = 0;
     s->snd_wnd = new_wnd;
     s->snd_wl1 = seg.seq;
     s->snd_wl2 = ack;
@@ -508,12 +507,7 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
 
 void TcpCore::grow_rcvbuf(TcpSocket* s, uint32_t cap) {
   if (cap <= s->rcvbuf_cap) return;
-  if (s->rbuf.allocated()) {
-    uint32_t keep = s->rcv_unread;
-    if (!s->ofo.empty()) keep += s->ofo.back().end - s->rcv_nxt;
-    s->rbuf.resize(cap, keep);
-  }
-  s->rcvbuf_cap = cap;
+  s->rcvbuf_cap = cap;  // the ring follows when data needs the room
 }
 
 void TcpCore::rcv_autotune(TcpSocket* s) {
@@ -579,8 +573,16 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
     s->ack_now = true;
   }
   if (n) {
-    if (!s->rbuf.allocated()) s->rbuf.resize(s->rcvbuf_cap, 0);
     uint32_t off = (seq - s->rcv_nxt) + s->rcv_unread;
+    if (!s->rbuf.allocated() || off + n > s->rbuf.capacity()) {
+      // the ring grows on demand (doubling) up to the buffer size: idle connections stay small
+      size_t ns = std::max<size_t>(std::min<size_t>(s->rcvbuf_cap, 16384), s->rbuf.capacity() * 2);
+      while (ns < off + n) ns *= 2;
+      ns = std::min<size_t>(ns, s->rcvbuf_cap);
+      uint32_t keep = s->rcv_unread;
+      if (!s->ofo.empty()) keep += s->ofo.back().end - s->rcv_nxt;
+      s->rbuf.resize(ns, keep);
+    }
     if (seq == s->rcv_nxt) {
       s->rbuf.write_at(off, data, n);
       s->rcv_nxt += n;

@@ -89,7 +89,8 @@ struct TcpSocket {
   Micros rtt_start = 0;
   uint32_t backoff = 0;      // consecutive RTO expiries
   uint32_t total_retrans = 0;
-  uint32_t probes = 0;       // zero-window / keepalive probes without answer
+  uint32_t probes = 0;       // keepalive probes without answer
+  uint32_t persist_backoff = 0;
 
   // congestion control
   uint32_t cwnd = 0, ssthresh = 0x7fffffff;

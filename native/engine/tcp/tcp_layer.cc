@@ -56,10 +56,12 @@ TcpCore::~TcpCore() {
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
   for (auto& kv : reqs) delete kv.second;
-  for (TcpSocket* s : all) {
-    for (TcpSocket* c : s->accept_q) if (std::find(all.begin(), all.end(), c) == all.end()) delete c;
-    delete s;
-  }
+  std::vector<TcpSocket*> extra;
+  for (TcpSocket* s : all)
+    for (TcpSocket* c : s->accept_q)
+      if (!std::binary_search(all.begin(), all.end(), c)) extra.push_back(c);
+  for (TcpSocket* s : all) delete s;
+  for (TcpSocket* c : extra) delete c;
 }
 
 // ---------------------------------------------------------------- sockets and tables
@@ -451,7 +453,7 @@ void TcpCore::send_synack(const ReqSock& r, bool cookie) {
     opts[n++] = kOptTs; opts[n++] = 10; put32(opts + n, tsval); put32(opts + n + 4, r.ts_recent); n += 8;
   }
   // the window in a SYN-ACK is never scaled
-  uint32_t w = std::min<uint32_t>(cfg.receive_buffer, 65535);
+  uint32_t w = std::min<uint32_t>(r.listener->rcvbuf_cap, 65535);
   send_raw(r.laddr, r.raddr, r.lport, r.rport, r.iss, r.irs + 1, kSyn | kAck, uint16_t(w), opts, n, offload);
 }
 
@@ -604,7 +606,7 @@ TcpSocket* TcpCore::child_from(TcpSocket* l, const ReqSock& r, const TcpSegment&
   c->max_snd_wnd = c->snd_wnd;
   c->snd_wl1 = seg.seq; c->snd_wl2 = seg.ack;
   // the window we offered in the SYN-ACK (unscaled)
-  c->rcv_adv = c->rcv_nxt + std::min<uint32_t>(cfg.receive_buffer, 65535);
+  c->rcv_adv = c->rcv_nxt + std::min<uint32_t>(l->rcvbuf_cap, 65535);
   c->last_ack_sent = c->rcv_nxt;
   c->rto_us = cfg.rto_initial_ms * 1000;
   c->last_recv_time = now;
@@ -747,6 +749,7 @@ int TcpLayer::connect(TcpSocket* s, const Endpoint& remote) {
   c.hash_conn(s);
   c.st.active_opens++;
   c.send_segment(s, s->iss, 0, kSyn, false);
+  s->snd_nxt = s->snd_max = s->iss + 1;
   c.set_rto_timer(s);
   c.arm(s);
   return -EINPROGRESS;
@@ -840,7 +843,7 @@ void TcpLayer::close(TcpSocket* s) {
       return;
     default: break;
   }
-  if (s->rcv_unread > 0 && s->state != TcpState::TimeWait) {
+  if ((s->rcv_unread > 0 && s->state != TcpState::TimeWait) || s->state == TcpState::SynReceived) {
     // unread data: abortive close, as Linux (RFC 9293 3.10.4 allows either)
     c.send_rst(s);
     c.st.estab_resets += (s->state == TcpState::Established || s->state == TcpState::CloseWait);
@@ -902,7 +905,6 @@ int TcpLayer::set_option(TcpSocket* s, int level, int opt, int v) {
         uint32_t nb = std::max<uint32_t>(2304, std::min<uint32_t>(uint32_t(v) * 2u, 64u << 20));
         if (s->rbuf.allocated() && nb < s->rcvbuf_cap) nb = s->rcvbuf_cap;  // never shrink a live window
         s->rcvbuf_locked = true;
-        if (nb > s->rcvbuf_cap && s->rbuf.allocated()) c.grow_rcvbuf(s, nb);
         s->rcvbuf_cap = nb;
         s->rcvbuf_max = nb;
         return 0;

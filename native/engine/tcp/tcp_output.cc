@@ -178,7 +178,7 @@ void TcpCore::keepalive_reset(TcpSocket* s) {
 void TcpCore::persist_check(TcpSocket* s) {
   // data waiting, nothing in flight, and nothing went out: probe the window (or override SWS)
   bool waiting = s->snd_una == s->snd_max && seq_lt(s->snd_nxt, s->data_end());
-  if (!waiting) { s->t_persist = kNever; s->probes = s->keepalive ? s->probes : 0; return; }
+  if (!waiting) { s->t_persist = kNever; s->persist_backoff = 0; return; }
   if (s->t_persist == kNever) {
     uint64_t iv = std::max<uint64_t>(s->rto_us, uint64_t(cfg.rto_min_ms) * 1000);
     s->t_persist = now + std::min<uint64_t>(iv, uint64_t(cfg.rto_max_ms) * 1000);
@@ -190,9 +190,9 @@ void TcpCore::persist_fire(TcpSocket* s) {
   if (!waiting || s->state < TcpState::Established) return;
   if (s->snd_wnd == 0) {
     st.zero_window_probes++;
-    s->probes++;
+    if (s->persist_backoff < 16) s->persist_backoff++;
     send_probe(s);
-    uint64_t iv = uint64_t(std::max<uint32_t>(s->rto_us, cfg.rto_min_ms * 1000)) << std::min<uint32_t>(s->probes, 10);
+    uint64_t iv = uint64_t(std::max<uint32_t>(s->rto_us, cfg.rto_min_ms * 1000)) << std::min<uint32_t>(s->persist_backoff, 12);
     s->t_persist = now + std::min<uint64_t>(iv, uint64_t(cfg.rto_max_ms) * 1000);
   } else {
     s->force_send = true;
