@@ -108,6 +108,26 @@ async function main(): Promise<void> {
     const rawHere = timeEach(() => ms.msocket('kernel', 'AF_INET', 'SOCK_STREAM', TCP), (s) => s.close());
     const rawThere = timeEach(() => ms.msocket(fresh, 'AF_INET', 'SOCK_STREAM', TCP), (s) => s.close());
     row('msocket() raw socket object, round trip', rawHere, rawThere);
+    // what a stack costs to make: clone, namespace, loopback up, the helper dropping the
+    // memory it inherited, the handshake; and to open an existing namespace (setns)
+    const made: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = process.hrtime.bigint();
+      const s = newNetnsStack();
+      made.push(Number(process.hrtime.bigint() - t) / 1e6);
+      s.close();
+    }
+    console.log(`newStack({ kind: 'netns' }) + close: median ${median(made).toFixed(2)} ms to make (30 samples)`);
+    if (joined && nsName) {
+      const opened: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        joined.close();
+        const t = process.hrtime.bigint();
+        joined = ms.stack(`/var/run/netns/${nsName}`) as NetnsStack;
+        opened.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      console.log(`stack('/var/run/netns/NAME'): median ${median(opened).toFixed(2)} ms to open (30 samples)`);
+    }
     // interleaved, after a warm-up of both: JIT and CPU frequency settle over the first runs
     const rounds = Math.min(N, 3000);
     const here: number[] = [];

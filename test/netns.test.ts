@@ -8,7 +8,7 @@
 // hooks, failed or not. Traffic stays on loopback or inside namespaces the test made.
 // Missing root or tools: the test skips with the reason printed, or fails under CI=true.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -70,7 +70,14 @@ process.on('exit', () => { for (const n of madeNamespaces) spawnSync('ip', ['net
 function addNamespace(tag: string): string {
   const name = `ms${tag}-${process.pid}`;
   spawnSync('ip', ['netns', 'del', name]);  // a leftover of an earlier crash with the same pid
-  execFileSync('ip', ['netns', 'add', name]);
+  // `ip netns add` sets up the /run/netns mount on first use, which can race with another
+  // `ip` doing the same: try again
+  for (let attempt = 1; ; attempt++) {
+    const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
+    if (r.status === 0) break;
+    if (attempt === 3) throw new Error(`ip netns add ${name}: ${r.stderr.trim()}`);
+    spawnSync('sleep', ['0.2']);
+  }
   madeNamespaces.add(name);
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   return name;
@@ -87,6 +94,7 @@ function ss(ns: string | null, flags: string): string {
   return execFileSync(ns ? 'ip' : 'ss', args, { encoding: 'utf8' });
 }
 
+const safeRead = (f: string) => { try { return fs.readFileSync(f, 'utf8'); } catch { return ''; } };
 const listensOn = (listing: string, addr: string) => listing.split('\n').some((l) => l.split(/\s+/).includes(addr));
 const sleep = (ms_: number) => new Promise((r) => setTimeout(r, ms_));
 
@@ -166,6 +174,14 @@ describe('a namespace stack: sockets land in its namespace and nowhere else', ()
     const s = sA as NetnsStack;
     assert.equal(ms.stack(`/proc/${s.pid}/ns/net`), sA, "the helper's /proc/PID/ns/net is that namespace too");
     assert.notEqual(sA, sB);
+    // closing a stack that is this thread's default leaves the kernel stack as the default
+    const again = ms.stack(`/proc/${s.pid}/ns/net`);
+    ms.setDefaultStack(again);
+    assert.equal(ms.getDefaultStack(), sA);
+    sA.close();
+    assert.equal(ms.getDefaultStack(), ms.kernelStack);
+    sA = ms.stack(`netns:${A}`);
+    assert.notEqual(sA, again, 'a closed stack is not handed out again');
     assert.equal(sA.supports(ms.AF_INET), true);
     assert.equal(sA.supports(ms.AF_INET6), true);
     assert.equal(sA.supports(1), false);
@@ -187,6 +203,12 @@ describe('a namespace stack: sockets land in its namespace and nowhere else', ()
     assert.ok(listensOn(ss(A, '-tln'), `127.0.0.1:${port}`), `ip netns exec ${A} ss -tln shows 127.0.0.1:${port}`);
     assert.ok(!listensOn(ss(B, '-tln'), `127.0.0.1:${port}`), 'B does not list it');
     assert.ok(!listensOn(ss(null, '-tln'), `127.0.0.1:${port}`), 'the root namespace does not list it');
+
+    // no thread of this process has left its namespace
+    const mine = fs.statSync('/proc/self/ns/net').ino;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      assert.equal(fs.statSync(`/proc/self/task/${tid}/ns/net`).ino, mine, `thread ${tid} is still in this process's namespace`);
+    }
 
     // the same port is free for another server in B
     const other = echoServer(sB.net, 'B');
@@ -230,6 +252,38 @@ describe('a namespace stack: sockets land in its namespace and nowhere else', ()
     const nsTrace = await clientTrace(sA.net, await listen(nsServer, 0, '127.0.0.1'));
     assert.deepEqual(nsTrace, nodeTrace);
     assert.deepEqual(nsTrace.steps.map((s) => s[0]).filter((e) => e === 'connect' || e === 'ready'), ['connect', 'ready']);
+  });
+
+  itNeeds(noIpNetns, "a server behaves as Node's own: listening state, events, address(), the accepted socket", async () => {
+    async function serverTrace(netMod: typeof net): Promise<unknown> {
+      const events: string[] = [];
+      const server = netMod.createServer();
+      const states: unknown[] = [[server.listening, server.address()]];
+      for (const ev of ['listening', 'connection', 'close', 'error']) server.on(ev, () => events.push(ev));
+      const accepted = new Promise<Record<string, unknown>>((resolve) => server.once('connection', (sock: net.Socket) => {
+        resolve({
+          remoteAddress: sock.remoteAddress, remoteFamily: sock.remoteFamily, localAddress: sock.localAddress,
+          localPortIsServer: sock.localPort === (server.address() as net.AddressInfo).port,
+          readable: sock.readable, writable: sock.writable, pending: sock.pending, readyState: sock.readyState,
+          isNetSocket: sock instanceof net.Socket, isStackSocket: sock instanceof netMod.Socket,
+        });
+        sock.end();
+      }));
+      server.listen(0, '127.0.0.1');
+      states.push(server.listening);
+      await once(server, 'listening');
+      const a = server.address() as net.AddressInfo;
+      states.push([server.listening, a.address, a.family, typeof a.port]);
+      const c = netMod.connect(a.port, '127.0.0.1');
+      const acc = await accepted;
+      await once(c, 'close');
+      const closed = once(server, 'close');
+      server.close();
+      states.push(server.listening);
+      await closed;
+      return { events, states, acc };
+    }
+    assert.deepEqual(await serverTrace(sA.net), await serverTrace(net));
   });
 
   itNeeds(noIpNetns, 'IPv6 on ::1, and autoSelectFamily moving from ::1 to 127.0.0.1 stays in the namespace', async () => {
@@ -550,6 +604,14 @@ describe('errors', () => {
     const err = await connectError(s.net, port, '127.0.0.1');
     assert.equal(err.code, 'ENONET');
     assert.equal(err.syscall, 'connect');
+    const late = s.net.createServer();
+    late.listen(0, '127.0.0.1');
+    assert.equal(((await once(late, 'error')) as [NodeJS.ErrnoException])[0].code, 'ENONET');
+    const lateUdp = s.dgram.createSocket('udp4');
+    lateUdp.bind(0);
+    const [uerr] = await once(lateUdp, 'error') as [NodeJS.ErrnoException];
+    assert.deepEqual([uerr.code, uerr.syscall], ['ENONET', 'bind']);
+    lateUdp.close();
     s.close();  // idempotent
   });
 
@@ -587,7 +649,9 @@ function packageForNobody(): string {
   const needed = ['package.json', 'dist/lib/msocket.js', 'dist/lib/stacks/netns.js', 'node_modules/node-gyp-build/index.js',
     fs.existsSync(path.join(ROOT, 'build/Release/msockets.node')) ? 'build/Release/msockets.node' : 'prebuilds/linux-x64/msockets.node'];
   const test = needed.map((f) => `test -r '${path.join(ROOT, f)}'`).join(' && ');
-  const ok = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', test]).status === 0;
+  // MSOCKETS_TEST_COPY_PACKAGE=1 takes the copy path even when this directory is readable
+  const ok = process.env.MSOCKETS_TEST_COPY_PACKAGE !== '1' &&
+    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', test]).status === 0;
   if (ok) return (nobodyPkg = ROOT);
   // not readable by uid 65534: copy dist/lib, the addon and node-gyp-build into a world-readable temp dir
   nobodyTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'msockets-nobody-'));
@@ -695,6 +759,24 @@ describe('newStack({ kind: \'netns\' }): a namespace owned by the stack', () => 
     await once(w, 'exit');
     for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) await sleep(20);
     assert.equal(fs.existsSync(`/proc/${pid}`), false, 'the helper was killed and reaped at the worker\'s teardown');
+  });
+
+  it('the helper dies with its process, even one killed with SIGKILL', async () => {
+    const mod = path.join(__dirname, '..', 'lib', 'stacks', 'netns.js');
+    const child = spawn(process.execPath, ['-e', `
+      const s = require(${JSON.stringify(mod)}).newNetnsStack();
+      console.log(s.pid);
+      setInterval(() => {}, 1000);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [line] = await once(child.stdout, 'data') as [Buffer];
+    const pid = Number(line.toString().trim());
+    assert.ok(pid > 0 && fs.existsSync(`/proc/${pid}`));
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // PR_SET_PDEATHSIG: killed at once; reaped by init since its parent is gone
+    for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(safeRead(`/proc/${pid}/status`)); i++) await sleep(20);
+    const status = safeRead(`/proc/${pid}/status`);
+    assert.ok(status === '' || /State:\s+Z/.test(status), `the helper ${pid} is gone (${/State:.*/.exec(status)?.[0]})`);
   });
 
   itNeeds(noTun, 'interfaces: a TAP with addresses, MTU, MAC and a route; frames pumped out of it and written into it', async () => {

@@ -15,7 +15,6 @@
 // - msocket(s, ...) gives KernelRawSocket instances (uv_poll, plain system calls).
 // - s.close() closes every socket made on the stack and ends the helper; a namespace the
 //   stack created goes away with it.
-import cluster from 'cluster';
 import dgramNode = require('dgram');
 import * as dns from 'dns';
 import { EventEmitter } from 'events';
@@ -215,10 +214,9 @@ export class NetnsStack implements Stack {
     dns.lookup(hostname, { family: options.family ?? 0, all: options.all === true }, callback as never);
   }
 
-  /** closed with the stack */
+  /** closed with the stack (on a closed stack nothing is: its sockets fail with ENONET when used) */
   track(obj: object, closer: () => void): void {
-    if (!this.helper) { closer(); return; }
-    this.members.set(obj, closer);
+    if (this.helper) this.members.set(obj, closer);
   }
 
   untrack(obj: object): void {
@@ -571,6 +569,12 @@ const TCP_METHODS: [string, number][] = [['bind', AF_INET], ['connect', AF_INET]
 const UDP_METHODS = ['bind', 'bind6', 'connect', 'connect6', 'send', 'send6', 'addMembership', 'dropMembership',
   'addSourceSpecificMembership', 'dropSourceSpecificMembership'];
 
+/** in a cluster worker (loaded late, as Node's net does) */
+function inClusterWorker(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('cluster') as { isWorker?: boolean }).isWorker === true;
+}
+
 type NormalizedArgs = [Record<string, unknown>, ((...a: unknown[]) => void) | null];
 const normalizeArgs = (netNode as unknown as { _normalizeArgs(args: unknown[]): NormalizedArgs })._normalizeArgs;
 const baseListen2 = (netNode.Server.prototype as unknown as { _listen2: (...a: unknown[]) => void })._listen2;
@@ -673,7 +677,7 @@ export function createNetnsNet(stack: NetnsStack): typeof netNode {
     override listen(...args: unknown[]): this {
       if (args[0] instanceof KernelRawSocket) {
         args = [{ fd: takeRaw(stack, args[0], SOCK_STREAM) }, ...args.slice(1)];
-      } else if (cluster.isWorker) {
+      } else if (inClusterWorker()) {
         args = exclusiveListenArgs(args);
       }
       return (super.listen as (...a: unknown[]) => this)(...args);
@@ -776,7 +780,7 @@ export function createNetnsDgram(stack: NetnsStack): typeof dgramNode {
       if (a0 !== null && typeof a0 === 'object' && 'raw' in a0) {
         const { raw, ...rest } = a0 as { raw: unknown };
         args = [{ ...rest, fd: takeRaw(stack, raw, SOCK_DGRAM) }, ...args.slice(1)];
-      } else if (cluster.isWorker && !(a0 !== null && typeof a0 === 'object' && ('fd' in a0 || typeof (a0 as { recvStart?: unknown }).recvStart === 'function'))) {
+      } else if (inClusterWorker() && !(a0 !== null && typeof a0 === 'object' && ('fd' in a0 || typeof (a0 as { recvStart?: unknown }).recvStart === 'function'))) {
         args = exclusiveBindArgs(args);
       }
       return (super.bind as (...a: unknown[]) => this)(...args);
@@ -835,7 +839,12 @@ export function netnsStack(path: string): Stack {
   if (Array.isArray(r)) throw spawnError(r, 'stack', path);
   const s = new NetnsStack(path, file, r, false);
   byInode.set(key, s);
-  s.onClose = () => { if (byInode.get(key) === s) byInode.delete(key); };
+  s.onClose = () => {
+    if (byInode.get(key) === s) byInode.delete(key);
+    // no longer anyone's default either
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    (require('../msocket') as typeof import('../msocket')).unregisterStack(s);
+  };
   return s;
 }
 

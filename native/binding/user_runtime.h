@@ -64,7 +64,7 @@ class UserRuntime {
   uv_idle_t idle_;
   uv_check_t check_;
   int closing_ = 0;
-  bool shut_ = false, kicked_ = false, in_turn_ = false, timer_armed_ = false;
+  bool shut_ = false, idle_active_ = false, in_turn_ = false, timer_armed_ = false;
   ms::Micros timer_at_ = 0, turn_now_ = 0;
   int refs_ = 0;
   std::vector<UserStack*> stacks_;

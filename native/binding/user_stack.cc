@@ -110,9 +110,10 @@ void UserRuntime::Shutdown() {
 
 ms::Micros UserRuntime::Now() const { return uv_hrtime() / 1000; }
 
+// the idle handle only makes the loop poll without blocking, so the check handle runs soon
 void UserRuntime::Kick() {
-  if (kicked_ || shut_) return;
-  kicked_ = true;
+  if (idle_active_ || shut_) return;
+  idle_active_ = true;
   uv_idle_start(&idle_, [](uv_idle_t*) {});
 }
 
@@ -169,7 +170,6 @@ void UserRuntime::Ref(int delta) {
 void UserRuntime::Turn() {
   if (shut_ || in_turn_) return;
   in_turn_ = true;
-  kicked_ = false;
   for (int round = 0; round < 64; round++) {
     ms::Micros now = Now();
     size_t moved = 0;
@@ -198,7 +198,7 @@ void UserRuntime::Turn() {
   for (UserStack* s : touched_) { s->ClearTouched(); if (s->alive()) Schedule(s); }
   touched_.clear();
   if (pending) Kick();
-  else uv_idle_stop(&idle_);
+  else if (idle_active_) { uv_idle_stop(&idle_); idle_active_ = false; }
   if (!deadlines_.empty()) {
     // drop stale heads so the timer is armed to a live deadline
     while (!deadlines_.empty()) {

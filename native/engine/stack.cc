@@ -159,6 +159,11 @@ int Stack::set_capture(int ifindex, const char* path) {
   return 0;
 }
 
+void Stack::flush_captures() {
+  for (auto& ifp : ifs_)
+    if (ifp->pcap) ifp->pcap->flush();
+}
+
 const Interface* Stack::interface(int ifindex) const {
   return ifindex >= 1 && size_t(ifindex) <= ifs_.size() ? ifs_[size_t(ifindex) - 1].get() : nullptr;
 }
@@ -285,6 +290,7 @@ int Stack::bind(int sd, const Endpoint& ep) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
     if (s->bound) return -EINVAL;
@@ -309,6 +315,7 @@ int Stack::listen(int sd, int backlog) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return -EOPNOTSUPP;
 #if MS_HAVE_TCP
   return tcp_listen(sl, backlog);
@@ -321,6 +328,7 @@ int Stack::accept(int sd, Endpoint* peer) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return -EOPNOTSUPP;
 #if MS_HAVE_TCP
   return tcp_accept(sl, peer);
@@ -333,6 +341,7 @@ int Stack::connect(int sd, const Endpoint& ep) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return udp_connect(static_cast<UdpSocket*>(sl->p), ep);
 #if MS_HAVE_TCP
   return tcp_connect(sl, ep);
@@ -347,6 +356,7 @@ long Stack::sendto(int sd, const void* buf, size_t len, int flags, const Endpoin
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return udp_sendto(static_cast<UdpSocket*>(sl->p), buf, len, flags, to);
 #if MS_HAVE_TCP
   return tcp_send(sl, buf, len, flags);
@@ -361,6 +371,7 @@ long Stack::recvfrom(int sd, void* buf, size_t len, int flags, Endpoint* from) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return udp_recvfrom(static_cast<UdpSocket*>(sl->p), buf, len, flags, from);
 #if MS_HAVE_TCP
   return tcp_recv(sl, buf, len, flags, from);
@@ -372,6 +383,7 @@ long Stack::recvfrom(int sd, void* buf, size_t len, int flags, Endpoint* from) {
 long Stack::recv_available(int sd) {
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
     if (s->rq.empty()) return 0;
@@ -390,6 +402,7 @@ int Stack::shutdown(int sd, int how) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (how < SHUT_RD || how > SHUT_RDWR) return -EINVAL;
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
@@ -410,6 +423,7 @@ int Stack::close(int sd) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) { *sl = Slot{}; free_sds_.push_back(sd); return 0; }
   if (sl->kind == kUdp) {
     udp_close(static_cast<UdpSocket*>(sl->p));
   } else {
@@ -427,6 +441,7 @@ int Stack::abort(int sd) {
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) { *sl = Slot{}; free_sds_.push_back(sd); return 0; }
   if (sl->kind == kUdp) return close(sd);
 #if MS_HAVE_TCP
   tcp_close(sl, true);
@@ -440,6 +455,7 @@ int Stack::abort(int sd) {
 int Stack::getsockname(int sd, Endpoint* ep) {
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) {
     *ep = static_cast<UdpSocket*>(sl->p)->local;
     return 0;
@@ -454,6 +470,7 @@ int Stack::getsockname(int sd, Endpoint* ep) {
 int Stack::getpeername(int sd, Endpoint* ep) {
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
     if (!s->connected) return -ENOTCONN;
@@ -471,6 +488,7 @@ int Stack::setsockopt(int sd, int level, int name, const void* val, size_t len) 
   Entry guard(this);
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return udp_setsockopt(static_cast<UdpSocket*>(sl->p), level, name, val, len);
 #if MS_HAVE_TCP
   return tcp_setsockopt(sl, level, name, val, len);
@@ -482,6 +500,7 @@ int Stack::setsockopt(int sd, int level, int name, const void* val, size_t len) 
 int Stack::getsockopt(int sd, int level, int name, void* val, size_t* len) {
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
   if (sl->kind == kUdp) return udp_getsockopt(static_cast<UdpSocket*>(sl->p), level, name, val, len);
 #if MS_HAVE_TCP
   return tcp_getsockopt(sl, level, name, val, len);
@@ -493,6 +512,7 @@ int Stack::getsockopt(int sd, int level, int name, void* val, size_t* len) {
 uint32_t Stack::events(int sd) {
   Slot* sl = slot(sd);
   if (!sl) return 0;
+  if (sl->kind == kDead) return kEvReadable | kEvWritable | kEvError | kEvHangup;
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
     uint32_t ev = 0;
@@ -566,9 +586,8 @@ void Stack::close() {
 #if MS_HAVE_TCP
       else if (sl.kind == kTcp) {
         tcp_close(&sl, true);  // RST to the peer; the handle is gone
-        sl = Slot{};
-        free_sds_.push_back(int(sd));
-        stats_.sockets_open--;
+        sl.p = nullptr;
+        sl.kind = kDead;
         ended.push_back(int(sd));
       }
 #endif
@@ -597,10 +616,11 @@ void Stack::close() {
       if (ping_fn_) ping_fn_(ping_ctx_, r);
     closed_ = true;
   }
-  for (size_t sd = 1; sd < slots_.size(); sd++)
+  // the descriptors stay, dead: every call on them fails with ECONNABORTED until closed
+  for (size_t sd = 1; sd < slots_.size(); sd++) {
     if (slots_[sd].kind == kUdp) delete static_cast<UdpSocket*>(slots_[sd].p);
-  std::vector<Slot>().swap(slots_);
-  std::vector<int>().swap(free_sds_);
+    if (slots_[sd].kind) slots_[sd] = Slot{kDead, false, nullptr};
+  }
   std::vector<int>().swap(dirty_);
   udp_ports_.clear();
   udp_count_ = 0;

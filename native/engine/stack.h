@@ -124,6 +124,8 @@ class Stack final : public TcpHost {
   int set_impair(int ifindex, const Impair& im);
   /** capture every frame in and out of the interface to a pcap file; nullptr stops */
   int set_capture(int ifindex, const char* path);
+  /** push buffered capture records to their files (the binding may call it now and then) */
+  void flush_captures();
   const Interface* interface(int ifindex) const;
   int interface_count() const { return int(ifs_.size()); }
   const std::vector<Route>& routes() const { return routes_.routes(); }
@@ -181,8 +183,9 @@ class Stack final : public TcpHost {
   /** the MAC cached for addr on ifindex (true if reachable/probing) */
   bool neighbour_lookup(int ifindex, const IpAddr& addr, MacAddr* mac);
 
-  /** end every socket (pending operations fail with ECONNABORTED, the sink hears of each),
-      send RSTs for TCP connections, free everything; later calls fail with -EBADF/-ENETDOWN */
+  /** end every socket: TCP connections are reset (RST to the peer), the sink hears of every
+      descriptor (error | hangup), and from then on every call on them fails with
+      -ECONNABORTED until close(sd). Everything else is freed; new sockets: -ENETDOWN */
   void close();
   bool closed() const { return closed_; }
 
@@ -197,11 +200,11 @@ class Stack final : public TcpHost {
 
  private:
   struct Slot {
-    uint8_t kind = 0;  // 0 free, 1 UDP, 2 TCP
+    uint8_t kind = 0;  // kFree, kUdp, kTcp, kDead
     bool dirty = false;
     void* p = nullptr;
   };
-  enum : uint8_t { kFree = 0, kUdp = 1, kTcp = 2 };
+  enum : uint8_t { kFree = 0, kUdp = 1, kTcp = 2, kDead = 3 };  // dead: its stack was closed
 
   struct RouteResult {
     Interface* ifp = nullptr;  // nullptr: local delivery (loopback)
@@ -261,6 +264,10 @@ class Stack final : public TcpHost {
   bool icmp_rate_allow();
   void ping_poll();
   void ping_report(const PingResult& r);
+
+  // IGMP
+  void igmp_send(Interface* ifp, uint8_t type, const uint8_t* group4);
+  void igmp_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
 
   // UDP
   void udp_input(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* ip, const uint8_t* p, size_t len, bool verify, bool bcast_or_mcast);

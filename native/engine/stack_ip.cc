@@ -107,7 +107,7 @@ void Stack::ip_deliver(Interface* ifp, const wire::Ipv4Header& h, const uint8_t*
       tcp_input(h, payload, plen, verify);
       break;
     case wire::kProtoIcmp: icmp_input(ifp, h, payload, plen, verify, bcast_or_mcast); break;
-    case wire::kProtoIgmp: break;  // IGMP: not yet (the hub floods multicast anyway)
+    case wire::kProtoIgmp: igmp_input(ifp, payload, plen, verify); break;
     default:
       stats_.ip.in_unknown_protos++;
       if (!bcast_or_mcast) icmp_send_error(wire::kIcmpDestUnreach, wire::kUnreachProto, p, h.total_len);
@@ -421,6 +421,49 @@ void Stack::icmp_error_input(const wire::IcmpHeader& ih, const uint8_t* inner, s
     }
     default: break;
   }
+}
+
+// ---------------------------------------------------------------- IGMPv2 (RFC 2236), host side
+
+void Stack::igmp_send(Interface* ifp, uint8_t type, const uint8_t* group4) {
+  static const uint8_t all_hosts[4] = {224, 0, 0, 1}, all_routers[4] = {224, 0, 0, 2};
+  if (std::memcmp(group4, all_hosts, 4) == 0 || !ifp->link) return;  // never reported
+  const IpAddr* src = nullptr;
+  for (auto& x : ifp->addrs) if (x.addr.family == 4) { src = &x.addr; break; }
+  const uint8_t* dst = type == 0x17 ? all_routers : group4;
+  PacketBuf b(24 + 8, wire::kEthHeader + 16);
+  uint8_t* p = b.append(24 + 8);
+  // IP header with the Router Alert option (RFC 2113), TTL 1
+  p[0] = 0x46; p[1] = 0xc0;
+  wire::st16(p + 2, 32);
+  wire::st16(p + 4, ip_id_++);
+  p[6] = 0x40; p[7] = 0;  // DF
+  p[8] = 1; p[9] = wire::kProtoIgmp;
+  p[10] = p[11] = 0;
+  if (src) std::memcpy(p + 12, src->b, 4); else std::memset(p + 12, 0, 4);
+  std::memcpy(p + 16, dst, 4);
+  p[20] = 0x94; p[21] = 4; p[22] = p[23] = 0;
+  uint16_t c = wire::internet_checksum(p, 24);
+  std::memcpy(p + 10, &c, 2);
+  uint8_t* g = p + 24;
+  g[0] = type; g[1] = 0; g[2] = g[3] = 0;
+  std::memcpy(g + 4, group4, 4);
+  c = wire::internet_checksum(g, 8);
+  std::memcpy(g + 2, &c, 2);
+  stats_.ip.out_requests++;
+  eth_output(ifp, wire::mac_ipv4_multicast(dst), wire::kEtherIpv4, b);
+}
+
+void Stack::igmp_input(Interface* ifp, const uint8_t* p, size_t len, bool verify) {
+  if (!ifp || len < 8) return;
+  if (verify && !wire::csum_ok(wire::csum_add(0, p, len))) return;
+  if (p[0] != 0x11) return;  // only queries matter to a host; other reports are not suppressed
+  // a general query (group 0) or a group-specific one: report what we belong to at once
+  bool general = !(p[4] | p[5] | p[6] | p[7]);
+  std::vector<IpAddr> report;
+  for (auto& g : ifp->groups)
+    if (g.group.family == 4 && (general || std::memcmp(g.group.b, p + 4, 4) == 0)) report.push_back(g.group);
+  for (auto& g : report) igmp_send(ifp, 0x16, g.b);
 }
 
 // ---------------------------------------------------------------- ping

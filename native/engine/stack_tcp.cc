@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "stack.h"
 #include "wire/icmp.h"
 #include "wire/ipv4.h"
@@ -14,7 +16,9 @@ void Stack::output(const IpAddr& src, const IpAddr& dst, PacketBuf&& segment) {
   TxOpts o;
   o.ttl = cfg_.default_ttl;
   o.df = true;
-  ip_output(src, dst, wire::kProtoTcp, segment, o);
+  int e = ip_output(src, dst, wire::kProtoTcp, segment, o);
+  // the neighbour is known to have failed (ARP's hold): TCP hears of it on the way out
+  if (e == -EHOSTUNREACH && std::find(tcp_failed_.begin(), tcp_failed_.end(), dst) == tcp_failed_.end()) tcp_failed_.push_back(dst);
 }
 
 #if !MS_HAVE_TCP

@@ -222,7 +222,11 @@ void Stack::udp_close(UdpSocket* s) {
     Interface* ifp = iface(s->group_ifs[i]);
     if (!ifp) continue;
     for (size_t g = 0; g < ifp->groups.size(); g++)
-      if (ifp->groups[g].group == s->groups[i] && --ifp->groups[g].refs == 0) { ifp->groups.erase(ifp->groups.begin() + long(g)); break; }
+      if (ifp->groups[g].group == s->groups[i] && --ifp->groups[g].refs == 0) {
+        igmp_send(ifp, 0x17, s->groups[i].b);  // leave
+        ifp->groups.erase(ifp->groups.begin() + long(g));
+        break;
+      }
   }
   udp_unhash(s);
   udp_count_--;
@@ -336,13 +340,18 @@ int Stack::mcast_join(UdpSocket* s, const IpAddr& group, const IpAddr& ifaddr, b
     s->group_ifs.push_back(ifp->index);
     for (auto& g : ifp->groups) if (g.group == group) { g.refs++; return 0; }
     ifp->groups.push_back({group, 1});
+    igmp_send(ifp, 0x16, group.b);  // v2 membership report: switches that snoop start forwarding
     return 0;
   }
   if (k == s->groups.size()) return -EADDRNOTAVAIL;
   s->groups.erase(s->groups.begin() + long(k));
   s->group_ifs.erase(s->group_ifs.begin() + long(k));
   for (size_t g = 0; g < ifp->groups.size(); g++)
-    if (ifp->groups[g].group == group && --ifp->groups[g].refs == 0) { ifp->groups.erase(ifp->groups.begin() + long(g)); break; }
+    if (ifp->groups[g].group == group && --ifp->groups[g].refs == 0) {
+      igmp_send(ifp, 0x17, group.b);  // leave
+      ifp->groups.erase(ifp->groups.begin() + long(g));
+      break;
+    }
   return 0;
 }
 

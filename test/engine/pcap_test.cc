@@ -46,6 +46,9 @@ TEST("pcap: ARP, ICMP, UDP (fragmented too), TCP captured; file well-formed; tsh
   a.st->sendto(ua, "query", 5, 0, &to);
   a.st->sendto(ua, big.data(), big.size(), 0, &to);  // fragmented on a's 1500 MTU
   a.st->sendto(ua, "x", 1, 0, &closed);              // port unreachable comes back
+  uint8_t mreq[8] = {239, 1, 1, 1, 0, 0, 0, 0};
+  a.st->setsockopt(ua, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq, 8);   // IGMP report
+  a.st->setsockopt(ua, IPPROTO_IP, IP_DROP_MEMBERSHIP, mreq, 8);  // IGMP leave
   w.advance(10000);
   int l = b.st->socket(AF_INET, SOCK_STREAM, 0);
   b.st->bind(l, ep("0.0.0.0", 80));
@@ -104,6 +107,6 @@ TEST("pcap: ARP, ICMP, UDP (fragmented too), TCP captured; file well-formed; tsh
   std::string counts = run(std::string("tshark -r ") + path + " -T fields -e _ws.col.Protocol 2>/dev/null | sort | uniq -c");
   std::printf("  %zu records; protocols:\n%s", records, counts.c_str());
   CHECK(counts.find("ARP") != std::string::npos && counts.find("ICMP") != std::string::npos && counts.find("TCP") != std::string::npos &&
-        counts.find("UDP") != std::string::npos);
+        counts.find("UDP") != std::string::npos && counts.find("IGMP") != std::string::npos);
 }
 TEST_MAIN()

@@ -84,6 +84,15 @@ TEST("tcp via stack: ECONNREFUSED from a closed port, EHOSTUNREACH when ARP fail
   len = sizeof err;
   CHECK_EQ(a.st->getsockopt(d, SOL_SOCKET, SO_ERROR, &err, &len), 0);
   CHECK_EQ(err, EHOSTUNREACH);
+  // while ARP's failure holds, a new connection to it fails at once
+  Micros t0 = w.now;
+  int d2 = a.st->socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(a.st->connect(d2, ep("10.0.0.99", 80)), -EINPROGRESS);
+  CHECK(w.until(10000000, [&] { return (a.st->events(d2) & kEvError) != 0; }));
+  CHECK(w.now - t0 < 100000);
+  len = sizeof err;
+  a.st->getsockopt(d2, SOL_SOCKET, SO_ERROR, &err, &len);
+  CHECK_EQ(err, EHOSTUNREACH);
   int e = a.st->socket(AF_INET, SOCK_STREAM, 0);
   CHECK_EQ(a.st->connect(e, ep("192.168.9.9", 80)), -ENETUNREACH);
 }
@@ -200,6 +209,9 @@ TEST("tcp via stack: closing a stack resets its connections; sockets hear of it"
   for (auto& e : a.events) if (e.first == p.client && (e.second & kEvError)) heard = true;
   CHECK(heard);
   CHECK_EQ(a.st->socket(AF_INET, SOCK_STREAM, 0), -ENETDOWN);
+  CHECK_EQ(a.st->send(p.client, "x", 1), -ECONNABORTED);
+  CHECK_EQ(a.st->events(p.client) & kEvError, kEvError);
+  CHECK_EQ(a.st->close(p.client), 0);
   CHECK_EQ(a.st->send(p.client, "x", 1), -EBADF);
   w.settle();
   char buf[4];

@@ -1,5 +1,6 @@
 // UDP and ICMP echo between stacks on an in-process hub.
 #include "check.h"
+#include "engine/wire/checksum.h"
 #include "world.h"
 
 using namespace tw;
@@ -241,7 +242,20 @@ TEST("udp: loopback and own address within one stack, multicast to a joined grou
   CHECK_EQ(b.st->recv(m, buf, 4), 1);
   CHECK_EQ(buf[0], 'M');
   CHECK_EQ(b.st->recv(m, buf, 4), -EAGAIN);
+  // IGMPv2: the join was announced (report to the group), a query is answered, the drop says leave
+  auto* bi = b.st->interface(b.ifindex);
+  uint64_t tx0 = bi->stats.tx_frames;
+  uint8_t query[60] = {0x01, 0x00, 0x5e, 0, 0, 1, 2, 0, 0, 0, 0, 0x77, 0x08, 0x00,
+                       0x45, 0, 0, 28, 0, 0, 0, 0, 1, 2, 0, 0, 10, 0, 0, 99, 224, 0, 0, 1,
+                       0x11, 100, 0, 0, 0, 0, 0, 0};
+  uint16_t c = wire::internet_checksum(query + 14, 20);
+  std::memcpy(query + 24, &c, 2);
+  c = wire::internet_checksum(query + 34, 8);
+  std::memcpy(query + 36, &c, 2);
+  b.st->input(b.ifindex, query, sizeof query);
+  CHECK_EQ(bi->stats.tx_frames, tx0 + 1);  // one report for the one group
   CHECK_EQ(b.st->setsockopt(m, IPPROTO_IP, IP_DROP_MEMBERSHIP, mreq, 8), 0);
+  CHECK_EQ(bi->stats.tx_frames, tx0 + 2);  // leave
   CHECK_EQ(s.sendto(cli, "M", 1, 0, &g), 1);
   w.settle();
   CHECK_EQ(b.st->recv(m, buf, 4), -EAGAIN);
@@ -273,5 +287,29 @@ TEST("ping: echo between two stacks on a hub, RTT reported; timeout for a silent
   CHECK_EQ(a.st->ping(ip("10.0.0.99"), 8, idseq), 0);  // nobody: ARP fails
   CHECK(w.until(10000000, [&] { return a.pings.size() == 4; }));
   CHECK(a.pings.size() == 4 && a.pings[3].status == -EHOSTUNREACH);
+}
+TEST("udp: closing the stack: descriptors hear of it, then fail with ECONNABORTED until closed") {
+  World w;
+  Node& a = w.add("10.0.0.1/24");
+  int s1 = udp_socket(*a.st, "0.0.0.0", 1000);
+  int s2 = udp_socket(*a.st, "0.0.0.0", 1001);
+  w.settle();
+  a.events.clear();
+  a.st->close();
+  int heard = 0;
+  for (auto& e : a.events) if ((e.first == s1 || e.first == s2) && (e.second & kEvError) && (e.second & kEvHangup)) heard++;
+  CHECK_EQ(heard, 2);
+  char buf[4];
+  CHECK_EQ(a.st->recv(s1, buf, 4), -ECONNABORTED);
+  Endpoint to = ep("10.0.0.2", 1);
+  CHECK_EQ(a.st->sendto(s2, "x", 1, 0, &to), -ECONNABORTED);
+  CHECK_EQ(a.st->close(s1), 0);
+  CHECK_EQ(a.st->recv(s1, buf, 4), -EBADF);
+  CHECK_EQ(a.st->socket(AF_INET, SOCK_DGRAM, 0), -ENETDOWN);
+  CHECK_EQ(a.st->ping(ip("10.0.0.2"), 8, nullptr), -ENETDOWN);
+  a.st->poll(w.now + 1000000);  // harmless
+  uint8_t junk[60] = {};
+  a.st->input(a.ifindex, junk, sizeof junk);
+  CHECK_EQ(a.st->poll_at(), kNever);
 }
 TEST_MAIN()

@@ -12,6 +12,7 @@
 #include "engine/wire/ethernet.h"
 #include "engine/wire/icmp.h"
 #include "engine/wire/ipv4.h"
+#include "engine/wire/ipv6.h"
 #include "engine/wire/udp.h"
 
 using namespace ms;
@@ -207,6 +208,28 @@ TEST("icmp and udp: parse, checksum, truncation") {
   for (size_t n = 0; n < 8; n++) CHECK(!parse_udp(u, n, &uh));
 }
 
+TEST("ipv6: fixed header round trip, version and length checks") {
+  Ipv6Header h;
+  h.traffic_class = 0xab;
+  h.flow_label = 0x12345;
+  h.payload_len = 8;
+  h.next_header = kNextIcmpv6;
+  h.hop_limit = 255;
+  IpAddr a;
+  a.parse("fe80::1");
+  std::memcpy(h.src, a.b, 16);
+  uint8_t p[48] = {};
+  emit_ipv6(p, h);
+  Ipv6Header o;
+  CHECK(parse_ipv6(p, 48, &o) == Ipv6Error::None);
+  CHECK(o.traffic_class == 0xab && o.flow_label == 0x12345 && o.payload_len == 8 && o.hop_limit == 255);
+  CHECK(IpAddr::v6_bytes(o.src).str() == "fe80::1");
+  CHECK(parse_ipv6(p, 47, &o) == Ipv6Error::PayloadLength);
+  CHECK(parse_ipv6(p, 39, &o) == Ipv6Error::Truncated);
+  p[0] = 0x45;
+  CHECK(parse_ipv6(p, 48, &o) == Ipv6Error::Version);
+}
+
 TEST("parsers: random bytes of every length never read out of bounds") {
   Rng r(7);
   std::vector<uint8_t> b;
@@ -219,7 +242,8 @@ TEST("parsers: random bytes of every length never read out of bounds") {
     // exact-size heap copy so ASan sees any overread
     std::unique_ptr<uint8_t[]> p(new uint8_t[n ? n : 1]);
     if (n) std::memcpy(p.get(), b.data(), n);
-    EthHeader eh; ArpPacket ap; Ipv4Header h; IcmpHeader ih; UdpHeader uh;
+    EthHeader eh; ArpPacket ap; Ipv4Header h; IcmpHeader ih; UdpHeader uh; Ipv6Header h6;
+    accepted += parse_ipv6(p.get(), n, &h6) == Ipv6Error::None;
     accepted += parse_ethernet(p.get(), n, &eh);
     accepted += parse_arp(p.get(), n, &ap);
     accepted += parse_ipv4(p.get(), n, i & 1, &h) == Ipv4Error::None;

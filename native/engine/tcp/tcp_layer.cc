@@ -618,6 +618,7 @@ TcpSocket* TcpCore::child_from(TcpSocket* l, const ReqSock& r, const TcpSegment&
   hash_conn(c);
   port_add(c);
   l->accept_q.push_back(c);
+  l->new_data = true;  // a new connection to report even if the listener was readable before
   st.passive_opens++;
   keepalive_reset(c);
   queue_notify(l);
