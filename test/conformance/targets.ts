@@ -18,6 +18,7 @@ import { createDgram } from '../../lib/dgram';
 import { createNet } from '../../lib/net';
 import { kernelStack } from '../../lib/stacks/kernel';
 import { newNetnsStack, type NetnsStack } from '../../lib/stacks/netns';
+import { newStack, type UserStack } from '../../lib/msocket';
 import type { Side, Target } from './target';
 
 /** msockets' own net/dgram classes over the kernel stack, made when a case first asks for them */
@@ -71,21 +72,31 @@ export const targets: Target[] = [
   })(),
   // ---- end netns --------------------------------------------------------------------------
 
-  // ----------------------------------------------------------------------------------------
-  // LEAD: add further targets here, e.g.
-  //
-  //    user stacks on a virtual hub (server 10.0.0.1, client 10.0.0.2), created in setup():
-  //      let a: Stack, b: Stack;   // newStack({ interfaces: [{ link: 'hub://conf', ip: ['10.0.0.1/24'] }] }) ...
-  //      { name: 'user stacks on hub://', family: 4,
-  //        get server() { return { net: a.net, dgram: a.dgram, host: '10.0.0.1' }; },
-  //        get client() { return { net: b.net, dgram: b.dgram, host: '10.0.0.2' }; },
-  //        blackhole: '10.0.0.99',
-  //        setup() { a = newStack(...); b = newStack(...); },
-  //        teardown() { a.close(); b.close(); } },
-  //    (the cases read target.server / target.client only while they run, never when they are
-  //     registered, so getters over stacks made in setup() work; name, family and blackhole are
-  //     read at registration.)
-  // ----------------------------------------------------------------------------------------
+  // ---- user stacks (lib/stacks/user.ts) -----------------------------------------------------
+  // Two user-space stacks on an in-process hub: the server side 10.0.0.1, the client side
+  // 10.0.0.2, both using msockets' classes over the engine's raw sockets.
+  (() => {
+    let a: UserStack | undefined;
+    let b: UserStack | undefined;
+    const side = (s: UserStack | undefined, host: string): Side => {
+      if (!s) throw new Error('user target: setup() has not run');
+      return { net: s.net, dgram: s.dgram, host };
+    };
+    const t: Target = {
+      name: 'user stacks on hub://',
+      family: 4,
+      blackhole: '10.0.0.99',
+      get server() { return side(a, '10.0.0.1'); },
+      get client() { return side(b, '10.0.0.2'); },
+      setup() {
+        const hub = `hub://conformance-${process.pid}`;
+        a = newStack({ name: `conformance-a-${process.pid}`, interfaces: [{ link: hub, ip: '10.0.0.1/24' }] });
+        b = newStack({ name: `conformance-b-${process.pid}`, interfaces: [{ link: hub, ip: '10.0.0.2/24' }] });
+      },
+      teardown() { a?.close(); b?.close(); a = b = undefined; },
+    };
+    return t;
+  })(),
 ];
 
 /** `targets`, filtered by CONFORMANCE_TARGETS when it is set */
