@@ -46,6 +46,24 @@ describe('user stack: 64 MiB TCP transfers both ways, byte-exact', () => {
   }
 });
 
+describe('user stack: corruption on one side of a hub', () => {
+  it('frames corrupted by a sender are caught by a receiver that has no impairment of its own', { timeout: 120_000 }, async () => {
+    const p = userPair();
+    try {
+      p.a.impair('eth0', { corrupt: 0.01 });
+      const r = await transfer(p.b.net, '10.0.0.2', p.a.net, 16 * MiB);
+      assert.equal(r.bytes, 16 * MiB);
+      assert.equal(r.got, r.sent);
+      const corrupted = p.a.interfaces[0].stats.impairCorrupted;
+      const caught = (p.b.stats().tcp as Record<string, number>).badCsum + (p.b.stats().ip as Record<string, number>).inCsumErrors;
+      assert.ok(corrupted > 0, 'frames were corrupted');
+      assert.ok(caught > 0, `the receiver counted bad checksums (${caught} of ${corrupted})`);
+    } finally {
+      p.close();
+    }
+  });
+});
+
 describe('user stack: connections', () => {
   it('1,000 concurrent connections on one listener', { timeout: 60_000 }, async () => {
     const p = userPair();

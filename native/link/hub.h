@@ -90,6 +90,10 @@ class Hub {
   /** frames waiting in any port queue */
   bool pending() const { return !ready_.empty(); }
   size_t port_count() const { return nports_; }
+  /** whether ports report csum_offload(): turn it off (before traffic starts) when an attached
+      interface corrupts frames (Impair.corrupt), so that receivers verify checksums */
+  void set_csum_offload(bool on) { cfg_.csum_offload = on; }
+  bool csum_offload() const { return cfg_.csum_offload; }
   /** the clock for MAC aging (microseconds, any monotonic origin) */
   void set_now(Micros now) {
     now_ = now;

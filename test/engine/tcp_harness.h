@@ -91,6 +91,10 @@ class Net {
   Micros last_arrival[2] = {0, 0};
   uint64_t sent = 0, dropped = 0, corrupted = 0, bad_csum_drops = 0, oversize = 0, unroutable = 0;
   std::function<void(int from, const IpAddr& src, const IpAddr& dst, const uint8_t* p, size_t n)> tap;
+  /** per-packet impairments for targeted tests: drop this packet / hold it this much longer
+   *  (a held packet is overtaken by later ones) */
+  std::function<bool(int from, const uint8_t* p, size_t n)> drop_if;
+  std::function<Micros(int from, const uint8_t* p, size_t n)> extra_delay;
 
   int fam = 4;
   explicit Net(const TcpConfig& a, const TcpConfig& b, uint64_t seed = 1, uint32_t mtu = 1500, bool offload = false, bool v6 = false)
@@ -127,6 +131,8 @@ class Net {
     if (to < 0) { unroutable++; return; }
     LinkParams& L = link[from];
     if (L.blackhole || (L.loss > 0 && rng.unit() < L.loss)) { dropped++; return; }
+    if (drop_if && drop_if(from, pb.data(), pb.size())) { dropped++; return; }
+    Micros hold = extra_delay ? extra_delay(from, pb.data(), pb.size()) : 0;
     int copies = (L.dup > 0 && rng.unit() < L.dup) ? 2 : 1;
     for (int c = 0; c < copies; c++) {
       PacketBuf d = c + 1 < copies ? pb.clone() : std::move(pb);
@@ -146,7 +152,9 @@ class Net {
         int64_t j = int64_t(rng.below(uint32_t(2 * L.jitter + 1))) - int64_t(L.jitter);
         t = Micros(std::max<int64_t>(int64_t(depart), int64_t(t) + j));
       }
-      if (L.reorder > 0 && rng.unit() < L.reorder) {
+      if (hold) {
+        t += hold;
+      } else if (L.reorder > 0 && rng.unit() < L.reorder) {
         t += L.reorder_extra + rng.below(uint32_t(L.reorder_extra + 1));
       } else if (!L.jitter_reorders) {
         t = std::max(t, last_arrival[from]);
@@ -236,6 +244,44 @@ inline std::vector<uint8_t> build_segment(const IpAddr& src, const IpAddr& dst, 
   for (size_t i = 0; i < payload.size(); i++) s[20 + ol + i] = payload[i];
   tcpw::set_checksum(src, dst, s.data(), s.size());
   return s;
+}
+
+/** the sender's retransmission-queue invariants (SACK connections): the queue tiles
+ *  [SND.UNA, SND.MAX), its flags agree with the SACK scoreboard and the counters that pipe()
+ *  uses. Empty if they hold, else what is wrong. O(n): for tests. */
+inline std::string tx_invariants(const TcpSocket* s) {
+  if (!s->sack_ok || s->state < TcpState::Established || s->state == TcpState::TimeWait) return "";
+  char buf[200];
+  uint32_t lost = 0, pending = 0, retrans = 0, sacked = 0;
+  uint32_t at = s->snd_una;
+  for (size_t i = 0; i < s->txq.size(); i++) {
+    const TxSeg& e = s->txq[i];
+    if (e.start != at || !tcpw::seq_lt(e.start, e.end)) {
+      std::snprintf(buf, sizeof buf, "txq gap/overlap at %u (entry %u-%u, una %u)", at, e.start, e.end, s->snd_una);
+      return buf;
+    }
+    uint32_t n = e.end - e.start;
+    at = e.end;
+    if (e.flags & kTxSacked) {
+      if (e.flags & (kTxLost | kTxRetrans)) return "sacked entry still lost/retrans";
+      sacked += n;
+      continue;
+    }
+    if (e.flags & kTxLost) lost += n;
+    if ((e.flags & (kTxLost | kTxRetrans)) == kTxLost) pending += n;
+    if (e.flags & kTxRetrans) retrans += n;
+  }
+  if (!s->txq.empty() && at != s->snd_max) {
+    std::snprintf(buf, sizeof buf, "txq ends at %u, snd_max %u", at, s->snd_max);
+    return buf;
+  }
+  if (s->txq.empty() && s->snd_una != s->snd_max) return "txq empty with data in flight";
+  if (lost != s->lost_bytes || pending != s->lost_pending || retrans != s->retrans_bytes || sacked != s->sacked_bytes) {
+    std::snprintf(buf, sizeof buf, "counters lost %u/%u pending %u/%u retrans %u/%u sacked %u/%u", lost, s->lost_bytes,
+                  pending, s->lost_pending, retrans, s->retrans_bytes, sacked, s->sacked_bytes);
+    return buf;
+  }
+  return "";
 }
 
 /** parsed view of a captured segment */

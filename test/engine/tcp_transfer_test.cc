@@ -32,6 +32,7 @@ struct XferOpts {
   bool offload = false;
   bool sack = true;
   Micros vlimit = 3600ull * 1000000;
+  Micros vmax = 0;  // if set: must finish within this virtual time (a performance floor)
   uint64_t seed = 7;
 };
 
@@ -61,7 +62,13 @@ void run_transfer(const XferOpts& o) {
   sides[0].L = &n.A(); sides[0].s = a;
   sides[1].L = &n.B(); sides[1].s = b;
   static std::vector<uint8_t> buf(1u << 20);
+  uint64_t calls = 0;
+  std::string broken;
   auto app = [&] {
+    if ((++calls & 63) == 0 && broken.empty()) {  // the sender's scoreboard stays consistent
+      broken = tx_invariants(a);
+      if (broken.empty()) broken = tx_invariants(b);
+    }
     for (int i = 0; i < 2; i++) {
       Side& sd = sides[i];
       bool sender = i == 0 || o.both;
@@ -98,6 +105,10 @@ void run_transfer(const XferOpts& o) {
   double real = real_seconds() - t0;
   Micros vt = n.now - v0;
   CHECK(done);
+  if (o.vmax && vt > o.vmax) std::printf("  too slow: %.3f s virtual, bound %.3f s\n", vt / 1e6, o.vmax / 1e6);
+  if (o.vmax) CHECK(vt <= o.vmax);
+  if (!broken.empty()) std::printf("  scoreboard: %s\n", broken.c_str());
+  CHECK(broken.empty());
   CHECK_EQ(sides[0].err, 0);
   CHECK_EQ(sides[1].err, 0);
   CHECK(!sides[0].bad && !sides[1].bad);
@@ -109,11 +120,13 @@ void run_transfer(const XferOpts& o) {
   CHECK_EQ(n.oversize, 0u);
   TcpStats sa, sb;
   n.A().stats(&sa); n.B().stats(&sb);
-  std::printf("  %-34s %s %3zu MiB%s: virtual %8.3f s, real %6.2f s, rtx %llu/%llu, rto %llu/%llu, fr %llu/%llu, csum-drops %llu, hash %016llx\n",
+  auto u = [](uint64_t v) { return (unsigned long long)v; };
+  std::printf("  %-34s %s %3zu MiB%s: virtual %8.3f s, real %6.2f s, rtx %llu/%llu, rto %llu/%llu, fr %llu/%llu, "
+              "tlp %llu/%llu, undo %llu/%llu, dsack-in %llu/%llu, csum-drops %llu, hash %016llx\n",
               o.name, o.cc == Congestion::Cubic ? "cubic  " : "newreno", total >> 20, o.both ? " each way" : "",
-              vt / 1e6, real, (unsigned long long)sa.retrans_segs, (unsigned long long)sb.retrans_segs,
-              (unsigned long long)sa.timeouts, (unsigned long long)sb.timeouts, (unsigned long long)sa.fast_retrans,
-              (unsigned long long)sb.fast_retrans, (unsigned long long)n.bad_csum_drops, (unsigned long long)sides[1].hash);
+              vt / 1e6, real, u(sa.retrans_segs), u(sb.retrans_segs), u(sa.timeouts), u(sb.timeouts),
+              u(sa.fast_retrans), u(sb.fast_retrans), u(sa.tlp_probes), u(sb.tlp_probes), u(sa.spurious_undos),
+              u(sb.spurious_undos), u(sa.dsacks_in), u(sb.dsacks_in), u(n.bad_csum_drops), u(sides[1].hash));
   // close both; everything must drain away
   n.A().close(a);
   n.B().close(b);
@@ -139,6 +152,7 @@ TEST("transfer 64MiB clean") {
 TEST("transfer 64MiB 5% loss") {
   XferOpts o; o.name = "5% loss";
   o.ab.loss = o.ba.loss = 0.05;
+  o.vmax = 9000000;  // before RACK-TLP: 10.6 s (NewReno), 9.4 s (CUBIC)
   both_cc(o);
 }
 
@@ -146,6 +160,7 @@ TEST("transfer 64MiB 2% reorder + 1% dup") {
   XferOpts o; o.name = "2% reorder, 1% dup";
   o.ab.reorder = o.ba.reorder = 0.02;
   o.ab.dup = o.ba.dup = 0.01;
+  o.vmax = 600000;  // before D-SACK undo: 0.77 s / 0.93 s
   both_cc(o);
 }
 
@@ -163,11 +178,23 @@ TEST("transfer 64MiB 20ms +- 10ms") {
 }
 
 TEST("transfer 64MiB 20ms +- 10ms reordering jitter") {
+  // every packet delayed independently (as netem): reordering by up to 20 ms, on both paths
   XferOpts o; o.name = "20ms +-10ms jitter, reordering";
   o.ab.delay = o.ba.delay = 20000;
   o.ab.jitter = o.ba.jitter = 10000;
   o.ab.jitter_reorders = o.ba.jitter_reorders = true;
-  o.both = false;
+  o.vmax = 12000000;  // within 3x the in-order jitter case (4 s); before RACK: 300+ s one way
+  both_cc(o);
+}
+
+TEST("transfer 16MiB 20ms +- 10ms reordering jitter, 1% loss") {
+  // loss-bound (Mathis: ~0.45 MB/s at 1% and 40 ms): checks integrity and the scoreboard
+  XferOpts o; o.name = "20ms +-10ms reordering, 1% loss";
+  o.bytes = 16u << 20;
+  o.ab.delay = o.ba.delay = 20000;
+  o.ab.jitter = o.ba.jitter = 10000;
+  o.ab.jitter_reorders = o.ba.jitter_reorders = true;
+  o.ab.loss = o.ba.loss = 0.01;
   both_cc(o);
 }
 

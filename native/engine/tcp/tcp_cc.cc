@@ -33,9 +33,11 @@ class NewReno final : public CongestionOps {
     }
   }
   uint32_t on_loss(TcpSocket& s, Micros) override {
+    // RFC 5681 (4): FlightSize / 2; bounded by cwnd, since with SACK the outstanding data
+    // can be far above the window (a long-held hole) and the response must not raise cwnd
     uint32_t flight = s.snd_max - s.snd_una;
     s.ca_acc = 0;
-    return std::max(flight / 2, 2 * s.mss);
+    return std::max(std::min(flight, s.cwnd) / 2, 2 * s.mss);
   }
 };
 

@@ -40,6 +40,9 @@ struct TcpConfig {
   uint32_t syn_ack_retries = 5;         // SYN-ACK retransmissions of a half-open connection
   uint32_t max_time_wait = 4096;        // bound on TIME-WAIT sockets per layer (then closed at once)
   uint32_t ofo_max_blocks = 256;        // out-of-order ranges kept per connection (bytes are bounded by the window)
+  bool dsack = true;                    // report duplicate segments in the first SACK block (RFC 2883)
+  bool tlp = true;                      // tail loss probes (RFC 8985 section 7; SACK connections)
+  uint32_t tlp_max_ack_delay_ms = 200;  // added to the probe timeout when one segment is in flight (peer's delayed ACK)
 };
 
 struct RouteInfo {
@@ -83,6 +86,12 @@ struct TcpStats {
   uint64_t syn_cookies_sent = 0, syn_cookies_ok = 0, syn_cookies_failed = 0, listen_drops = 0;
   uint64_t fast_retrans = 0, timeouts = 0, sack_recoveries = 0, dup_acks_in = 0, ofo_queued = 0, ofo_drops = 0;
   uint64_t challenge_acks = 0, paws_drops = 0, zero_window_probes = 0, keepalive_probes = 0;
+  // RACK-TLP (RFC 8985) and DSACK (RFC 2883)
+  uint64_t tlp_probes = 0;          // loss probes sent
+  uint64_t tlp_loss_repairs = 0;    // probes that repaired a tail loss (congestion response taken)
+  uint64_t rack_timeouts = 0;       // reordering-timer expiries that marked segments lost
+  uint64_t dsacks_in = 0, dsacks_out = 0;
+  uint64_t spurious_undos = 0;      // congestion responses undone (all their retransmissions were spurious)
 };
 
 }  // namespace ms

@@ -1,6 +1,7 @@
 // Segment arrival (RFC 9293 3.10.7) with RFC 5961 (blind RST/SYN/data mitigations), RFC 7323
-// (PAWS, timestamps), RFC 2018/6675 (SACK scoreboard, loss detection), RFC 6298 (RTT), RFC
-// 6582 (NewReno partial ACKs), reassembly into the receive ring, delayed ACKs.
+// (PAWS, timestamps), RFC 2018/6675 (SACK scoreboard), RFC 2883 (D-SACK, both directions),
+// RFC 6298 (RTT), RFC 6582 (NewReno partial ACKs), reassembly into the receive ring, delayed
+// ACKs. Loss detection for SACK connections is RACK (tcp_recovery.cc).
 #include <algorithm>
 
 #include "tcp_internal.h"
@@ -159,13 +160,27 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
     return;
   }
   uint32_t seglen = seg.seg_len();
+  // A pure ACK the network reordered: its sequence number may be behind RCV.NXT (the peer sent
+  // data after it) and its timestamp behind TS.Recent. It is still taken, within bounds (one
+  // receive buffer back, an RTO of timestamps back): it carries no data, a stale ACK field is
+  // ignored, SND.WL1/WL2 keep a stale window out, and its SACK/D-SACK blocks are true news for
+  // loss detection. (RFC 9293 and Linux drop it; Linux keeps only exact-sequence ones.)
+  // RCV.NXT - 1 is left out: that is the keepalive / window probe, which must draw an ACK.
+  bool late_ack = seglen == 0 && seg.has(kAck) && !seg.has(kSyn) && !seg.has(kRst) &&
+                  (seg.seq == s->rcv_nxt || (seq_lt(seg.seq + 1, s->rcv_nxt) &&
+                                             s->rcv_nxt - seg.seq <= std::max<uint32_t>(s->rcvbuf_cap, 65535)));
   // RFC 7323 5.3: PAWS
   if (s->ts_ok && seg.opt.has_ts && !seg.has(kRst) && int32_t(seg.opt.tsval - s->ts_recent) < 0 &&
       now - s->ts_recent_time < kPawsIdle) {
-    st.paws_drops++;
-    s->ack_now = true;
-    output(s);
-    return;
+    bool disordered_ack = late_ack && uint64_t(s->ts_recent - seg.opt.tsval) * 1000 <= std::max<uint64_t>(s->rto_us, 1000);
+    if (!disordered_ack) {
+      st.paws_drops++;
+      if (seg.plen && seq_lt(seg.seq, s->rcv_nxt))  // an old duplicate: report it (RFC 2883)
+        rcv_dsack(s, seg.seq, seq_min(seg.seq + uint32_t(seg.plen), s->rcv_nxt));
+      s->ack_now = true;
+      output(s);
+      return;
+    }
   }
   // sequence acceptability (RFC 9293 3.10.7.4), with the edge case Linux also accepts:
   // a segment ending exactly at RCV.NXT
@@ -175,6 +190,7 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
   else if (wnd == 0) ok = seg.seq == s->rcv_nxt && seg.plen == 0;  // a FIN with no window room
   else ok = (seq_ge(seg.seq, s->rcv_nxt) && seq_lt(seg.seq, s->rcv_nxt + wnd)) ||
             (seq_gt(seg.seq + seglen, s->rcv_nxt) && seq_le(seg.seq + seglen, s->rcv_nxt + wnd));
+  if (!ok && late_ack && wnd) ok = true;
   if (!ok && seglen == 0 && seg.seq == s->rcv_nxt) ok = true;
   if (!ok && wnd == 0 && seg.seq == s->rcv_nxt && seg.has(kAck) && !seg.has(kRst)) {
     // zero window: still process the ACK field (a window probe carries a valid ACK)
@@ -186,7 +202,18 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
     return;
   }
   if (!ok) {
-    if (!seg.has(kRst)) { s->ack_now = true; output(s); }
+    if (!seg.has(kRst)) {
+      if (seglen == 0) {
+        // an unacceptable pure ACK: answering every one can sustain an ACK loop between two
+        // confused ends; answer at most one per 500 ms (as Linux's tcp_oow_rate_limited)
+        if (s->last_oow_ack && now - s->last_oow_ack < 500000) return;
+        s->last_oow_ack = now;
+      }
+      if (seg.plen && seq_le(seg.seq + uint32_t(seg.plen), s->rcv_nxt) && s->rcv_nxt - seg.seq <= (1u << 30))
+        rcv_dsack(s, seg.seq, seg.seq + uint32_t(seg.plen));  // an old duplicate (RFC 2883)
+      s->ack_now = true;
+      output(s);
+    }
     return;
   }
   s->last_recv_time = now;
@@ -292,29 +319,23 @@ uint32_t TcpCore::sacked_in(const TcpSocket* s, uint32_t a, uint32_t b) const {
   return n;
 }
 
-uint32_t TcpCore::lost_boundary(const TcpSocket* s) const {
-  // RFC 6675 IsLost(): below this, an unSACKed byte has DupThresh discontiguous SACKed blocks
-  // or more than (DupThresh-1)*SMSS SACKed bytes above it
-  uint32_t bytes = 0, blocks = 0;
-  for (size_t i = s->sacked.size(); i-- > 0;) {
-    bytes += s->sacked[i].end - s->sacked[i].start;
-    blocks++;
-    if (bytes > 2 * s->mss || blocks >= 3) return s->sacked[i].start;
+void TcpCore::update_scoreboard(TcpSocket* s, const TcpSegment& seg, AckInfo* ai) {
+  uint8_t first = 0;
+  {
+    // RFC 2883 4: a first block below the cumulative ACK, or inside the second block, is a D-SACK
+    uint32_t a = seg.opt.sack[0][0], b = seg.opt.sack[0][1];
+    bool dup = seq_lt(a, b) && (seq_lt(a, seg.ack) || (seg.opt.nsack >= 2 && seq_le(seg.opt.sack[1][0], a) &&
+                                                        seq_ge(seg.opt.sack[1][1], b)));
+    if (dup) {
+      first = 1;
+      // a late original may be reported long after SND.UNA passed it: only sequence-space
+      // sanity here; the D-SACK acts only through the retransmissions it matches
+      if (seq_le(b, s->snd_max) && s->snd_max - a <= (1u << 30)) dsack_received(s, a, b, ai);
+    }
   }
-  return s->snd_una;
-}
-
-uint32_t TcpCore::pipe(const TcpSocket* s) const {
-  // RFC 6675 SetPipe(): not-lost unSACKed bytes, plus retransmissions in flight
-  uint32_t lost = seq_max(lost_boundary(s), s->snd_una);
-  uint32_t p = (s->snd_max - lost) - sacked_in(s, lost, s->snd_max);
-  return p + s->rexmit_bytes;
-}
-
-void TcpCore::update_scoreboard(TcpSocket* s, const TcpSegment& seg) {
-  for (uint8_t i = 0; i < seg.opt.nsack; i++) {
+  for (uint8_t i = first; i < seg.opt.nsack; i++) {
     uint32_t a = seg.opt.sack[i][0], b = seg.opt.sack[i][1];
-    if (!seq_lt(a, b) || seq_le(b, s->snd_una) || seq_gt(b, s->snd_max)) continue;  // D-SACK, stale or bogus
+    if (!seq_lt(a, b) || seq_le(b, s->snd_una) || seq_gt(b, s->snd_max)) continue;  // stale or bogus
     if (seq_lt(a, s->snd_una)) a = s->snd_una;
     auto& v = s->sacked;
     // find the first block that ends at or after a
@@ -329,32 +350,26 @@ void TcpCore::update_scoreboard(TcpSocket* s, const TcpSegment& seg) {
       j++;
     }
     if (j == lo && v.size() >= 1024) continue;  // bound: a new disjoint block beyond the limit is ignored
+    // the parts of [a, b) not SACKed before are news for the retransmission queue
+    uint32_t cur = a;
+    for (size_t k = lo; k < j && seq_lt(cur, b); k++) {
+      if (seq_lt(cur, v[k].start)) tx_sacked(s, cur, seq_min(v[k].start, b), ai);
+      cur = seq_max(cur, v[k].end);
+    }
+    if (seq_lt(cur, b)) tx_sacked(s, cur, b, ai);
     v.erase(v.begin() + lo, v.begin() + j);
     v.insert(v.begin() + lo, SeqRange{na, nb});
     s->sacked_bytes += (nb - na) - removed;
   }
 }
 
-void TcpCore::detect_lost_rexmits(TcpSocket* s) {
-  if (s->rexmits.empty()) return;
-  uint32_t high = s->sacked.empty() ? s->snd_una : s->sacked.back().end;
-  for (size_t i = 0; i < s->rexmits.size();) {
-    Rexmit& r = s->rexmits[i];
-    bool acked = seq_le(r.end, s->snd_una) || sacked_in(s, r.start, r.end) == r.end - r.start;
-    bool lost = !acked && seq_ge(high, r.mark + 2 * s->mss);
-    if (acked || lost) {
-      s->rexmit_bytes -= r.end - r.start;
-      if (lost && s->relost.size() < 4096) s->relost.push_back({seq_max(r.start, s->snd_una), r.end});
-      s->rexmits.erase(s->rexmits.begin() + long(i));
-      continue;
-    }
-    i++;
-    if (i > 64 && seq_lt(high, r.mark)) break;  // later entries were sent later still
-  }
-}
-
 void TcpCore::enter_recovery(TcpSocket* s, bool sack) {
   st.fast_retrans++;
+  if (sack) {
+    undo_begin(s, false);
+    s->tlp_active = false;
+    s->t_tlp = kNever;
+  }
   s->ssthresh = cc->on_loss(*s, now);
   s->recover = s->snd_max;
   s->in_recovery = true;
@@ -363,21 +378,10 @@ void TcpCore::enter_recovery(TcpSocket* s, bool sack) {
   if (sack) {
     st.sack_recoveries++;
     s->cwnd = s->ssthresh;
-    s->high_rxt = s->snd_una;
-    s->rescue_done = false;
-    s->rexmits.clear();
-    s->relost.clear();
-    s->rexmit_bytes = 0;
+    undo_post(s);
     // RFC 6675 step (4.3): the first retransmission goes out regardless of pipe
-    uint32_t len; bool rex;
-    uint32_t seq = next_seg(s, &len, &rex);
-    if (len && rex) {
-      send_segment(s, seq, len, kAck | ((s->fin_sent && seq + len == s->data_end()) ? kFin : 0), true);
-      len = s->last_sent_len;
-      if (seq_gt(seq + len, s->high_rxt)) s->high_rxt = seq + len;
-      s->rexmits.push_back({seq, seq + len, s->snd_max});
-      s->rexmit_bytes += len;
-    }
+    uint32_t seq, len; uint8_t flags; bool rex;
+    if (next_seg(s, &seq, &len, &flags, &rex) && rex) send_segment(s, seq, len, flags, true);
   } else {
     retransmit_first(s);
     s->cwnd = s->ssthresh + 3 * s->mss;
@@ -395,13 +399,18 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
   }
   uint32_t new_wnd = uint32_t(seg.wnd) << s->snd_wscale;
   uint32_t flight_before = s->snd_max - s->snd_una;
+  AckInfo ai;
+  ai.prior_fack = s->rack_fack;
+  ai.has_ts = s->ts_ok && seg.opt.has_ts && seg.opt.tsecr != 0;
+  ai.tsecr = seg.opt.tsecr;
   bool sack_news = false;
   if (s->sack_ok && seg.opt.nsack) {
     uint32_t before = s->sacked_bytes;
-    update_scoreboard(s, seg);
+    update_scoreboard(s, seg, &ai);
     sack_news = s->sacked_bytes != before;
   }
-  if (seq_gt(ack, s->snd_una)) {
+  bool advanced = seq_gt(ack, s->snd_una);
+  if (advanced) {
     uint32_t acked = ack - s->snd_una;
     // RTT: a timed segment (Karn: never a retransmitted one), else the echoed timestamp
     if (s->rtt_timing && seq_ge(ack, s->rtt_seq)) {
@@ -419,6 +428,7 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
       s->snd_buf_seq = upto;
       if (s->want_write) queue_notify(s);
     }
+    if (s->sack_ok) tx_acked(s, ack, &ai);
     s->snd_una = ack;
     if (seq_lt(s->snd_nxt, ack)) s->snd_nxt = ack;
     // the scoreboard keeps only what is above SND.UNA
@@ -427,7 +437,6 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
     while (k < v.size() && seq_le(v[k].end, ack)) { s->sacked_bytes -= v[k].end - v[k].start; k++; }
     if (k) v.erase(v.begin(), v.begin() + long(k));
     if (!v.empty() && seq_lt(v[0].start, ack)) { s->sacked_bytes -= ack - v[0].start; v[0].start = ack; }
-    while (!s->relost.empty() && seq_le(s->relost.front().end, ack)) s->relost.pop_front();
     if (s->backoff) {
       s->backoff = 0;
       if (s->rtt_seeded) rtt_sample(s, s->srtt_us);  // recompute the RTO without the backoff
@@ -441,8 +450,8 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
         uint32_t flight = s->snd_max - s->snd_una;
         s->cwnd = s->sack_recovery ? s->ssthresh : std::min(s->ssthresh, flight + s->mss);
         if (s->cwnd < 2 * s->mss) s->cwnd = 2 * s->mss;
-        s->rexmits.clear(); s->relost.clear(); s->rexmit_bytes = 0;
         s->dupacks = 0;
+        if (s->sack_ok) rack_recovery_done(s, ai.dsack || ai.spurious);
       } else if (!s->sack_recovery) {
         // RFC 6582 partial ACK: retransmit the next hole, deflate by what was acked
         retransmit_first(s);
@@ -450,12 +459,13 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
         if (acked >= s->mss) s->cwnd += s->mss;
         if (s->cwnd < s->mss) s->cwnd = s->mss;
         s->t_rto = now + s->rto_us;
-      } else {
-        detect_lost_rexmits(s);
       }
     } else {
       s->dupacks = 0;
-      if (s->loss_state && seq_ge(ack, s->loss_recover)) s->loss_state = false;
+      if (s->loss_state && seq_ge(ack, s->loss_recover)) {
+        s->loss_state = false;
+        if (s->sack_ok) rack_recovery_done(s, ai.dsack || ai.spurious);
+      }
       // grow only when the window was in use (RFC 7661 spirit)
       if (uint64_t(flight_before) * 2 >= s->cwnd || s->cwnd < s->ssthresh) cc->on_ack(*s, acked, now);
     }
@@ -485,7 +495,6 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
       st.dup_acks_in++;
       if (s->in_recovery && !s->sack_recovery) s->cwnd += s->mss;  // NewReno window inflation
     }
-    if (s->in_recovery && s->sack_recovery) detect_lost_rexmits(s);
   }
   // window update (RFC 9293 3.10.7.4, SND.WL1/WL2)
   if (seq_lt(s->snd_wl1, seg.seq) || (s->snd_wl1 == seg.seq && seq_le(s->snd_wl2, ack))) {
@@ -495,14 +504,22 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
     s->snd_wl2 = ack;
     if (new_wnd > s->max_snd_wnd) s->max_snd_wnd = new_wnd;
   }
-  // loss detection
-  if (!s->in_recovery && !s->loss_state && s->snd_una != s->snd_max) {
-    if (s->sack_ok) {
-      if (s->dupacks >= 3 || (sack_news && seq_gt(lost_boundary(s), s->snd_una))) enter_recovery(s, true);
-    } else if (s->dupacks == 3 && seq_gt(s->snd_una, s->recover - 1)) {
-      enter_recovery(s, false);
-    }
+  // loss detection: RACK-TLP with SACK (its "no reordering seen" rule stands in for the
+  // DupThresh rule), else NewReno's three duplicate ACKs (RFC 6582)
+  if (s->sack_ok) {
+    rack_on_ack(s, seg, ai, advanced, sack_news);
+  } else if (!s->in_recovery && !s->loss_state && s->snd_una != s->snd_max && s->dupacks == 3 &&
+             seq_gt(s->snd_una, s->recover - 1)) {
+    enter_recovery(s, false);
   }
+}
+
+void TcpCore::rcv_dsack(TcpSocket* s, uint32_t a, uint32_t b) {
+  // RFC 2883: the next ACK reports [a, b) as received twice, in its first SACK block
+  if (!cfg.dsack || !s->sack_ok || !seq_lt(a, b)) return;
+  s->dsack_pending = true;
+  s->dsack_start = a;
+  s->dsack_end = b;
 }
 
 void TcpCore::grow_rcvbuf(TcpSocket* s, uint32_t cap) {
@@ -562,6 +579,7 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
   if (seq_lt(seq, s->rcv_nxt)) {
     uint32_t d = s->rcv_nxt - seq;
     s->ack_now = true;  // duplicate data: ACK at once
+    if (n) rcv_dsack(s, seq, seq + std::min(d, n));
     if (d >= n) { n = 0; seq = s->rcv_nxt; }
     else { data += d; n -= d; seq = s->rcv_nxt; }
   }
@@ -610,6 +628,8 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
       while (lo < hi) { size_t m = (lo + hi) / 2; if (seq_lt(v[m].end, seq)) lo = m + 1; else hi = m; }
       size_t j = lo;
       uint32_t na = seq, nb = seq + n;
+      if (lo < v.size() && seq_lt(v[lo].start, nb) && seq_gt(v[lo].end, seq))  // already held: a duplicate
+        rcv_dsack(s, seq_max(seq, v[lo].start), seq_min(nb, v[lo].end));
       while (j < v.size() && seq_le(v[j].start, nb)) { na = seq_min(na, v[j].start); nb = seq_max(nb, v[j].end); j++; }
       s->ack_now = true;
       if (j == lo && v.size() >= cfg.ofo_max_blocks) {

@@ -13,10 +13,59 @@ namespace ms {
 
 enum class TcpState : uint8_t { Closed, Listen, SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait };
 
+/** state for CUBIC (RFC 9438); windows in segments */
+struct CubicState {
+  double w_max = 0, k = 0, w_est = 0, cwnd_epoch = 0;
+  Micros epoch_start = 0;
+  double acc = 0;
+};
+
 struct SeqRange { uint32_t start, end; };
 struct OfoBlock { uint32_t start, end, stamp; };
-/** one retransmission in a recovery episode: [start,end) sent when snd_max was `mark` */
-struct Rexmit { uint32_t start, end, mark; };
+
+/** one transmitted, not yet cumulatively acknowledged range (SACK connections only): the
+ *  retransmission-queue entry RACK needs. Entries tile [SND.UNA, SND.MAX) in sequence order;
+ *  a FIN occupies the last octet of the last entry. Split only when a SACK or retransmission
+ *  boundary falls inside one. */
+struct TxSeg {
+  uint32_t start, end;
+  Micros xmit;      // time of the latest (re)transmission
+  uint32_t order;   // ... and its place in the connection's transmission order
+  uint8_t flags;    // kTx*
+};
+enum : uint8_t {
+  kTxSacked = 1,       // selectively acknowledged
+  kTxLost = 2,         // marked lost (RACK, or everything unSACKed at an RTO)
+  kTxRetrans = 4,      // a retransmission of it is in flight (not yet delivered or deemed lost)
+  kTxEverRetrans = 8,  // retransmitted at least once (RTT samples ambiguous; not "reordering")
+};
+/** a retransmission, kept in transmission order so RACK can find lost retransmissions
+ *  without a time-ordered walk of the whole queue */
+struct RtxRec { uint32_t start, end, order; Micros xmit; };
+/** a congestion response that can be undone if all its retransmissions turn out spurious */
+struct UndoEp {
+  uint32_t id = 0;
+  uint32_t prior_cwnd = 0, prior_ssthresh = 0, prior_ca_acc = 0, post_cwnd = 0, post_ssthresh = 0;
+  CubicState prior_cubic;
+  uint32_t pending = 0;   // retransmissions not yet shown spurious
+  uint32_t nrx = 0;       // retransmissions made
+  Micros last_rx = 0;
+  bool rto = false;
+};
+/** a retransmission of an undo episode awaiting DSACK or Eifel evidence */
+struct UndoRx { uint32_t start, end, ep; };
+/** what one ACK revealed, gathered while the scoreboard is updated (RFC 8985 6.2) */
+struct AckInfo {
+  bool delivered = false;   // a segment with a usable RTT sample was newly delivered
+  Micros xmit = 0;          // ... the most recently sent of them
+  uint32_t order = 0, rtt = 0;
+  uint32_t prior_fack = 0;
+  bool has_ts = false;
+  uint32_t tsecr = 0;
+  bool dsack = false;       // the ACK carried a D-SACK block
+  bool dsack_tlp = false;   // ... covering the TLP retransmission
+  bool spurious = false;    // a retransmission was shown spurious (D-SACK or timestamps)
+};
 
 /** a half-open connection of a listener (SYN received, SYN-ACK sent) */
 struct ReqSock {
@@ -35,12 +84,6 @@ struct ReqSock {
 
 class TcpCore;
 
-/** state for CUBIC (RFC 9438); windows in segments */
-struct CubicState {
-  double w_max = 0, k = 0, w_est = 0, cwnd_epoch = 0;
-  Micros epoch_start = 0;
-  double acc = 0;
-};
 
 struct TcpSocket {
   TcpCore* core = nullptr;
@@ -99,17 +142,42 @@ struct TcpSocket {
   uint32_t dupacks = 0;
   bool in_recovery = false, sack_recovery = false;
   uint32_t recover = 0;      // HighData at entry (RFC 6582/6675)
-  uint32_t high_rxt = 0;     // RFC 6675 HighRxt
-  uint32_t rescue_rxt = 0;
-  bool rescue_done = false;
   bool loss_state = false;   // after an RTO: resending from snd_nxt < snd_max
   uint32_t loss_recover = 0;
   std::vector<SeqRange> sacked;  // scoreboard: sorted, disjoint, within (snd_una, snd_max]
   uint32_t sacked_bytes = 0;
-  std::deque<Rexmit> rexmits;    // retransmissions in flight during recovery
-  uint32_t rexmit_bytes = 0;
-  std::deque<SeqRange> relost;   // retransmissions found lost again: resend first
   uint32_t last_sent_len = 0;
+
+  // retransmission queue and RACK (RFC 8985), SACK connections only
+  Ring<TxSeg> txq;               // [snd_una, snd_max) in sequence order
+  Ring<RtxRec> rtxq;             // retransmissions in transmission order
+  uint32_t lost_bytes = 0;       // unSACKed bytes marked lost
+  uint32_t lost_pending = 0;     // ... of which no retransmission is in flight
+  uint32_t retrans_bytes = 0;    // unSACKed bytes with a retransmission in flight
+  uint32_t lost_hint = 0;        // no entry below this is lost and waiting for a retransmission
+  uint32_t rack_scan = 0;        // never-retransmitted entries below this are SACKed or lost
+  bool rack_valid = false;       // RACK.xmit_ts/end_seq/rtt hold a delivered segment
+  bool rack_fack_set = false;
+  Micros rack_xmit = 0;          // RACK.xmit_ts
+  uint32_t rack_order = 0;       // its transmission order (stands in for RACK.end_seq's tie-break)
+  uint32_t tx_order = 0;         // transmissions so far (32-bit, compared modulo 2^32)
+  uint32_t rack_rtt = 0;         // RACK.rtt (us)
+  uint32_t rack_fack = 0;        // RACK.fack: highest delivered end
+  bool reordering_seen = false;  // RACK.reordering_seen
+  uint32_t reo_wnd_mult = 1, reo_wnd_persist = 0;
+  bool dsack_round_on = false;
+  uint32_t dsack_round = 0;      // RACK.dsack_round
+  uint32_t min_rtt_us = 0;       // RACK.min_RTT (windowed)
+  Micros min_rtt_stamp = 0;
+  // tail loss probe (RFC 8985 section 7)
+  bool tlp_active = false;       // TLP.end_seq is set
+  bool tlp_is_retrans = false;
+  uint32_t tlp_end = 0, tlp_rx_start = 0, tlp_rx_end = 0;
+  // undo of spurious congestion responses (D-SACK, RFC 2883 / timestamps, RFC 3522)
+  std::vector<UndoEp> undo_eps;  // oldest first, bounded
+  std::vector<UndoRx> undo_rx;   // their retransmissions not yet shown spurious, bounded
+  uint32_t undo_next_id = 1, undo_cur_id = 0;
+  bool undo_cur_on = false;      // the current recovery / RTO episode records its retransmissions
 
   // receive sequence space
   uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0, last_ack_sent = 0;
@@ -125,6 +193,10 @@ struct TcpSocket {
   uint32_t rcv_rtt_us = 0;
   uint32_t rcv_mss = 536;    // largest segment seen from the peer (for delayed ACKs)
 
+  // D-SACK to report in the next ACK (RFC 2883)
+  bool dsack_pending = false;
+  uint32_t dsack_start = 0, dsack_end = 0;
+
   // timestamps (RFC 7323)
   uint32_t ts_recent = 0, ts_offset = 0;
   Micros ts_recent_time = 0;
@@ -136,10 +208,12 @@ struct TcpSocket {
 
   // timers (absolute deadlines, kNever when off)
   Micros t_rto = kNever, t_delack = kNever, t_persist = kNever, t_keep = kNever, t_misc = kNever;
+  Micros t_rack = kNever, t_tlp = kNever;  // RACK reordering timer, TLP probe timeout
   Micros heap_deadline = kNever;
   uint32_t heap_refs = 0;
   bool dead = false;         // freed; waiting for its heap entries to drain
   Micros last_recv_time = 0; // for keepalive idle
+  Micros last_oow_ack = 0;   // last reply to an unacceptable pure ACK (ACK-loop damping)
   Micros tw_start = 0;
   uint32_t keep_idle_ms = 0, keep_intvl_ms = 0, keep_cnt = 0;
 
@@ -268,27 +342,56 @@ class TcpCore {
   void process_ack(TcpSocket* s, const tcpw::TcpSegment& seg, bool* drop);
   void process_data(TcpSocket* s, const tcpw::TcpSegment& seg);
   void process_fin(TcpSocket* s);
-  void update_scoreboard(TcpSocket* s, const tcpw::TcpSegment& seg);
+  void update_scoreboard(TcpSocket* s, const tcpw::TcpSegment& seg, AckInfo* ai);
   void rtt_sample(TcpSocket* s, uint32_t rtt_us);
-  void detect_lost_rexmits(TcpSocket* s);
-  uint32_t lost_boundary(const TcpSocket* s) const;
   uint32_t sacked_in(const TcpSocket* s, uint32_t a, uint32_t b) const;
-  uint32_t pipe(const TcpSocket* s) const;
   void enter_recovery(TcpSocket* s, bool sack);
+  void rcv_dsack(TcpSocket* s, uint32_t a, uint32_t b);
+
+  // ---- tcp_recovery.cc: retransmission queue, RACK-TLP (RFC 8985), D-SACK use, undo
+  size_t tx_index(const TcpSocket* s, uint32_t seq) const;  // first entry ending after seq
+  size_t tx_split(TcpSocket* s, size_t i, uint32_t at);     // entry i becomes [start,at) + [at,end)
+  void tx_sent(TcpSocket* s, uint32_t seq, uint32_t seglen, bool rexmit);
+  void tx_sacked(TcpSocket* s, uint32_t a, uint32_t b, AckInfo* ai);
+  void tx_acked(TcpSocket* s, uint32_t ack, AckInfo* ai);
+  void tx_mark_lost(TcpSocket* s, TxSeg& e);
+  void tx_mark_all_lost(TcpSocket* s, bool reneg);
+  void tx_unmark_lost(TcpSocket* s);
+  void tx_clear(TcpSocket* s);
+  uint32_t pipe(const TcpSocket* s) const;                  // RFC 6675 SetPipe(), O(1)
+  bool next_lost(TcpSocket* s, size_t* idx);
+  void rack_delivered(TcpSocket* s, const TxSeg& e, AckInfo* ai);
+  Micros rack_reo_wnd(const TcpSocket* s) const;
+  void rack_detect_loss(TcpSocket* s);
+  void rack_on_ack(TcpSocket* s, const tcpw::TcpSegment& seg, AckInfo& ai, bool advanced, bool sack_news);
+  void rack_recovery_done(TcpSocket* s, bool dsack);
+  void rack_timeout(TcpSocket* s);
+  void dsack_received(TcpSocket* s, uint32_t a, uint32_t b, AckInfo* ai);
+  void tlp_schedule(TcpSocket* s);
+  void tlp_fire(TcpSocket* s);
+  void undo_begin(TcpSocket* s, bool rto);
+  void undo_post(TcpSocket* s);
+  void undo_note_rexmit(TcpSocket* s, uint32_t a, uint32_t b, bool again);
+  bool undo_spurious(TcpSocket* s, uint32_t a, uint32_t b);
+  void undo_check(TcpSocket* s);
+  void undo_apply(TcpSocket* s, size_t k);
+  void undo_drop(TcpSocket* s, size_t k);
   void rcv_autotune(TcpSocket* s);
   void grow_rcvbuf(TcpSocket* s, uint32_t cap);
 
   // ---- tcp_output.cc
   void output(TcpSocket* s);                       // send what may be sent now, or a pending ACK
   bool send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t flags, bool rexmit);
-  void send_ack(TcpSocket* s) { send_segment(s, s->snd_nxt, 0, tcpw::kAck, false); }
+  /** a pure ACK carries SND.MAX, not SND.NXT: during a go-back-N resend SND.NXT is below what
+   *  the peer already holds, and an ACK with that sequence number would be unacceptable there */
+  void send_ack(TcpSocket* s) { send_segment(s, s->snd_max, 0, tcpw::kAck, false); }
   void send_probe(TcpSocket* s);                   // seq snd_una-1, no data: elicits an ACK
   void send_rst_for(const IpAddr& src, const IpAddr& dst, const tcpw::TcpSegment& seg);
   void send_rst(TcpSocket* s);
   void send_raw(const IpAddr& src, const IpAddr& dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
                 uint8_t flags, uint16_t wnd, const uint8_t* opts, size_t optlen, bool offload);
   uint16_t rcv_window(TcpSocket* s, bool update);
-  uint32_t next_seg(TcpSocket* s, uint32_t* len, bool* rexmit);
+  bool next_seg(TcpSocket* s, uint32_t* seq, uint32_t* len, uint8_t* flags, bool* rexmit);
   void on_rto(TcpSocket* s);
   void schedule_delack(TcpSocket* s);
   void set_rto_timer(TcpSocket* s);

@@ -237,6 +237,7 @@ int TcpCore::cookie_check(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_
 void TcpCore::arm(TcpSocket* s) {
   if (s->dead) return;
   Micros next = std::min(std::min(s->t_rto, s->t_delack), std::min(std::min(s->t_persist, s->t_keep), s->t_misc));
+  next = std::min(next, std::min(s->t_rack, s->t_tlp));
   if (next < s->heap_deadline) {
     heap.push_back({next, s});
     std::push_heap(heap.begin(), heap.end(), std::greater<TimerEntry>());
@@ -268,6 +269,8 @@ void TcpCore::run_timers(TcpSocket* s) {
     else if (s->state == TcpState::FinWait2 && s->orphan) { conn_done(s, 0); return; }
   }
   if (s->dead) return;
+  if (s->t_rack <= now) { s->t_rack = kNever; rack_timeout(s); if (s->dead) return; }
+  if (s->t_tlp <= now) { s->t_tlp = kNever; tlp_fire(s); if (s->dead) return; }  // before the RTO it stands in for
   if (s->t_rto <= now) { s->t_rto = kNever; on_rto(s); if (s->dead) return; }
   if (s->t_persist <= now) { s->t_persist = kNever; persist_fire(s); if (s->dead) return; }
   if (s->t_keep <= now) {
@@ -314,7 +317,8 @@ void TcpCore::enter_time_wait(TcpSocket* s) {
   if (s->orphan) { s->rbuf.release(); s->rcv_unread = 0; }
   s->ofo.clear(); s->ofo.shrink_to_fit();
   s->sacked.clear(); s->sacked.shrink_to_fit();
-  s->rexmits.clear();
+  tx_clear(s);
+  s->txq.shrink_to_fit(); s->rtxq.shrink_to_fit(); s->undo_rx.shrink_to_fit(); s->undo_eps.shrink_to_fit();
   arm(s);
 }
 
@@ -325,7 +329,8 @@ void TcpCore::conn_done(TcpSocket* s, int err) {
   s->t_rto = s->t_delack = s->t_persist = s->t_keep = s->t_misc = kNever;
   unhash_conn(s);
   s->sbuf.clear();
-  s->sacked.clear(); s->rexmits.clear(); s->ofo.clear();
+  s->sacked.clear(); s->ofo.clear();
+  tx_clear(s);
   if (s->orphan) { free_socket(s); return; }
   if (s->parent == nullptr) port_remove(s);
   queue_notify(s);
@@ -993,6 +998,13 @@ void TcpLayer::icmp_error(const IpAddr& local, const IpAddr& remote, const uint8
       s->loss_state = true;
       s->loss_recover = s->snd_max;
       s->rtt_timing = false;
+      if (s->sack_ok) {
+        s->in_recovery = false;
+        s->undo_cur_on = false;
+        c.tx_mark_all_lost(s, false);
+        s->t_tlp = s->t_rack = kNever;
+        s->tlp_active = false;
+      }
       c.output(s);
       c.arm(s);
     }

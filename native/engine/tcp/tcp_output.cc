@@ -1,6 +1,7 @@
 // Segment generation: what to send now (new data under Nagle/SWS/cwnd/rwnd, SACK-based loss
-// recovery per RFC 6675, go-back-N after an RTO), building segments straight into PacketBufs,
-// ACKs with SACK blocks, window advertisement, the retransmission and persist timers.
+// recovery per RFC 6675 with RACK's lost marks, go-back-N after an RTO), building segments
+// straight into PacketBufs, ACKs with SACK and D-SACK blocks, window advertisement, the
+// retransmission and persist timers.
 #include <algorithm>
 
 #include "tcp_internal.h"
@@ -90,18 +91,29 @@ bool TcpCore::send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t fla
       opts[n++] = kOptNop; opts[n++] = kOptNop; opts[n++] = kOptTs; opts[n++] = 10;
       put32(opts + n, ts_now(s->ts_offset)); put32(opts + n + 4, s->ts_recent); n += 8;
     }
-    if (s->sack_ok && !s->ofo.empty() && (flags & kAck)) {
-      // RFC 2018: the first block covers the most recently received segment, then others by recency
+    if (s->sack_ok && (flags & kAck) && (!s->ofo.empty() || s->dsack_pending)) {
+      // RFC 2018: the first block covers the most recently received segment, then others by
+      // recency; RFC 2883: a D-SACK goes first, followed by the block holding it if any
       size_t maxb = s->ts_ok ? 3 : 4;
       size_t nb = 0;
       uint32_t blocks[4][2];
+      const OfoBlock* holder = nullptr;
+      if (s->dsack_pending) {
+        blocks[nb][0] = s->dsack_start; blocks[nb][1] = s->dsack_end; nb++;
+        for (const OfoBlock& o : s->ofo)
+          if (seq_le(o.start, s->dsack_start) && seq_ge(o.end, s->dsack_end)) { holder = &o; break; }
+        if (holder) { blocks[nb][0] = holder->start; blocks[nb][1] = holder->end; nb++; }
+        s->dsack_pending = false;
+        st.dsacks_out++;
+      }
       uint32_t last_stamp = UINT32_MAX;
-      for (size_t b = 0; b < maxb; b++) {
+      while (nb < maxb) {
         const OfoBlock* best = nullptr;
         for (const OfoBlock& o : s->ofo)
           if (o.stamp < last_stamp && (!best || o.stamp > best->stamp)) best = &o;
         if (!best) break;
         last_stamp = best->stamp;
+        if (best == holder) continue;
         blocks[nb][0] = best->start; blocks[nb][1] = best->end; nb++;
       }
       opts[n++] = kOptNop; opts[n++] = kOptNop; opts[n++] = kOptSack; opts[n++] = uint8_t(2 + 8 * nb);
@@ -144,6 +156,7 @@ bool TcpCore::send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t fla
   }
   uint32_t seglen = len + (syn ? 1 : 0) + ((flags & kFin) ? 1 : 0);
   if (seglen) {
+    if (s->sack_ok && !syn) tx_sent(s, seq, seglen, rexmit);
     if (rexmit) { st.retrans_segs++; s->total_retrans++; }
     else if (!s->rtt_timing && seq == s->snd_max) { s->rtt_timing = true; s->rtt_seq = seq + seglen; s->rtt_start = now; }
     if (s->t_rto == kNever) s->t_rto = now + s->rto_us;
@@ -210,73 +223,35 @@ void TcpCore::retransmit_first(TcpSocket* s) {
   send_segment(s, s->snd_una, len, flags, true);
 }
 
-// RFC 6675 NextSeg(): returns the sequence to send and its length (0: nothing)
-uint32_t TcpCore::next_seg(TcpSocket* s, uint32_t* len, bool* rexmit) {
-  *len = 0;
-  *rexmit = true;
-  uint32_t high_sacked = s->sacked.empty() ? s->snd_una : s->sacked.back().end;
-  uint32_t lost = lost_boundary(s);
-  // (1) the lowest unSACKed sequence at or above HighRxt that is lost
-  uint32_t p = seq_max(s->high_rxt, s->snd_una);
-  auto unsacked_from = [&](uint32_t q, uint32_t limit, uint32_t* seglen) -> bool {
-    // first unSACKed byte >= q below limit, and how far it runs
-    for (const SeqRange& b : s->sacked) {
-      if (seq_le(b.end, q)) continue;
-      if (seq_le(b.start, q)) { q = b.end; continue; }
-      // q is in a hole ending at b.start
-      if (seq_ge(q, limit)) return false;
-      *seglen = std::min(std::min(s->mss, b.start - q), limit - q);
-      p = q;
-      return true;
-    }
-    return false;
-  };
-  uint32_t l;
-  // (0) retransmissions that were themselves lost (SACKs arrived for data sent after them)
-  while (!s->relost.empty()) {
-    SeqRange& r = s->relost.front();
-    uint32_t q = seq_max(r.start, s->snd_una);
-    bool found = false;
-    uint32_t limit = r.end;
-    for (const SeqRange& b : s->sacked) {
-      if (seq_le(b.end, q)) continue;
-      if (seq_le(b.start, q)) { q = b.end; continue; }
-      limit = seq_min(limit, b.start);
-      break;
-    }
-    if (seq_lt(q, limit)) {
-      found = true;
-      l = std::min(s->mss, limit - q);
-      r.start = q + l;
-      if (!seq_lt(r.start, r.end)) s->relost.pop_front();
-      *len = l;
-      return q;
-    }
-    if (!found) s->relost.pop_front();
-  }
-  if (seq_lt(p, lost) && unsacked_from(p, lost, &l)) { *len = l; return p; }
-  // (2) new data
+// RFC 6675 NextSeg(), with RACK's lost marks for IsLost(): (1) the lowest segment marked lost
+// and not retransmitted since, (2) new data the peer's window allows. The rule (3)/(4)
+// retransmissions of segments not deemed lost are left to RACK's timer and the loss probe.
+bool TcpCore::next_seg(TcpSocket* s, uint32_t* seq, uint32_t* len, uint8_t* flags, bool* rexmit) {
   uint32_t end = s->data_end();
+  size_t i;
+  if (next_lost(s, &i)) {
+    const TxSeg& e = s->txq[i];
+    bool fin = s->fin_sent && seq_gt(e.end, end);
+    uint32_t dlen = (fin ? e.end - 1 : e.end) - e.start;
+    *seq = e.start;
+    *len = std::min(dlen, s->mss);
+    *flags = uint8_t(kAck | ((fin && *len == dlen) ? kFin : 0));
+    *rexmit = true;
+    return true;
+  }
   uint32_t wnd_end = s->send_window_end();
   if (seq_lt(s->snd_max, end) && seq_lt(s->snd_max, wnd_end)) {
-    *rexmit = false;
+    *seq = s->snd_max;
     *len = std::min(std::min(s->mss, end - s->snd_max), wnd_end - s->snd_max);
-    return s->snd_max;
+    *flags = uint8_t(kAck | ((s->fin_queued && *seq + *len == end) ? kFin : 0));
+    *rexmit = false;
+    return true;
   }
-  // (3) an unSACKed segment below the highest SACK that is not yet deemed lost
-  p = seq_max(s->high_rxt, s->snd_una);
-  if (unsacked_from(p, high_sacked, &l)) { *len = l; return p; }
-  // (4) rescue retransmission: once per recovery, the tail of what was outstanding
-  if (!s->rescue_done && seq_lt(high_sacked, s->recover) && seq_lt(s->snd_una, s->recover)) {
-    uint32_t tail_end = seq_min(s->recover, end);
-    if (seq_lt(seq_max(s->snd_una, high_sacked), tail_end)) {
-      uint32_t start = tail_end - std::min(s->mss, tail_end - seq_max(s->snd_una, high_sacked));
-      s->rescue_done = true;
-      *len = tail_end - start;
-      return start;
-    }
+  if (s->fin_queued && !s->fin_sent && s->snd_max == end) {
+    *seq = end; *len = 0; *flags = kAck | kFin; *rexmit = false;
+    return true;
   }
-  return 0;
+  return false;
 }
 
 void TcpCore::output(TcpSocket* s) {
@@ -290,28 +265,21 @@ void TcpCore::output(TcpSocket* s) {
     default:
       return;
   }
-  bool sent = false;
+  bool sent = false, sent_new = false;
   for (int guard = 0; guard < 4096; guard++) {
     uint32_t end = s->data_end();
     uint32_t wnd_end = s->send_window_end();
     if (s->in_recovery && s->sack_recovery) {
       uint32_t pp = pipe(s);
       if (pp >= s->cwnd || s->cwnd - pp < s->mss) break;
-      uint32_t len; bool rex;
-      uint32_t seq = next_seg(s, &len, &rex);
-      if (len == 0) break;
-      uint8_t flags = kAck;
-      if (s->fin_queued && seq + len == end && (rex ? s->fin_sent : true)) flags |= kFin;
+      uint32_t seq, len; uint8_t flags; bool rex;
+      if (!next_seg(s, &seq, &len, &flags, &rex)) break;
       send_segment(s, seq, len, flags, rex);
       len = s->last_sent_len;
       if (len == 0 && !(flags & kFin)) break;
       sent = true;
-      if (rex) {
-        if (seq_gt(seq + len, s->high_rxt)) s->high_rxt = seq + len;
-        s->rexmits.push_back({seq, seq + len, s->snd_max});
-        s->rexmit_bytes += len;
-        if (s->rexmits.size() > 4096) { s->rexmit_bytes -= s->rexmits.front().end - s->rexmits.front().start; s->rexmits.pop_front(); }
-      } else {
+      if (!rex) {
+        if (seq + len != end) flags &= uint8_t(~kFin);
         s->snd_max = s->snd_nxt = seq + len + ((flags & kFin) ? 1 : 0);
         if (flags & kFin) s->fin_sent = true;
       }
@@ -327,7 +295,7 @@ void TcpCore::output(TcpSocket* s) {
     uint32_t in_flight;
     if (s->in_recovery) in_flight = s->snd_max - s->snd_una;  // NewReno: cwnd is inflated instead
     else if (resend) in_flight = (s->snd_nxt - s->snd_una) - sacked_in(s, s->snd_una, s->snd_nxt);
-    else in_flight = (s->snd_max - s->snd_una) - s->sacked_bytes;
+    else in_flight = pipe(s);
     uint32_t cw_room = s->cwnd > in_flight ? s->cwnd - in_flight : 0;
     uint32_t seq = s->snd_nxt;
     bool fin_only = seq_ge(seq, end);
@@ -339,7 +307,7 @@ void TcpCore::output(TcpSocket* s) {
       send_segment(s, seq, 0, kAck | kFin, resend);
       s->fin_sent = true;
       s->snd_nxt = seq + 1;
-      if (seq_gt(s->snd_nxt, s->snd_max)) s->snd_max = s->snd_nxt;
+      if (seq_gt(s->snd_nxt, s->snd_max)) { s->snd_max = s->snd_nxt; sent_new = true; }
       sent = true;
       break;
     }
@@ -376,10 +344,11 @@ void TcpCore::output(TcpSocket* s) {
     if (seq + len != end) flags &= uint8_t(~kFin);
     s->snd_nxt = seq + len + ((flags & kFin) ? 1 : 0);
     if (flags & kFin) s->fin_sent = true;
-    if (seq_gt(s->snd_nxt, s->snd_max)) s->snd_max = s->snd_nxt;
+    if (seq_gt(s->snd_nxt, s->snd_max)) { s->snd_max = s->snd_nxt; sent_new = true; }
     if (s->force_send) break;
   }
   if (!sent && (s->ack_now)) send_ack(s);
+  if (sent_new && s->sack_ok && !s->tlp_active) tlp_schedule(s);  // RFC 8985 7.2: after new data
   if (s->snd_una == s->snd_max && seq_lt(s->snd_nxt, s->data_end())) persist_check(s);
   else if (s->snd_una != s->snd_max) s->t_persist = kNever;
 }
@@ -409,19 +378,24 @@ void TcpCore::on_rto(TcpSocket* s) {
     return;
   }
   st.timeouts++;
-  if (s->backoff == 0 && !s->loss_state) {
-    s->ssthresh = cc->on_loss(*s, now);
+  bool fresh = s->backoff == 0 && !s->loss_state;
+  if (s->sack_ok) {
+    s->t_tlp = s->t_rack = kNever;
+    s->tlp_active = false;
+    if (fresh) undo_begin(s, true);
+    else s->undo_cur_on = false;  // a repeated timeout: nothing of this episode will be undone
   }
-  if (s->backoff >= 1) { s->sacked.clear(); s->sacked_bytes = 0; }  // protect against SACK reneging
+  if (fresh) s->ssthresh = cc->on_loss(*s, now);
+  bool reneg = s->backoff >= 1;
+  if (reneg) { s->sacked.clear(); s->sacked_bytes = 0; }  // protect against SACK reneging
+  if (s->sack_ok) tx_mark_all_lost(s, reneg);
   s->cwnd = s->mss;
   s->ca_acc = 0;
+  if (s->sack_ok && fresh) undo_post(s);
   s->in_recovery = false;
   s->sack_recovery = false;
   s->dupacks = 0;
-  s->rexmits.clear();
-  s->rexmit_bytes = 0;
   s->snd_nxt = s->snd_una;
-  s->high_rxt = s->snd_una;
   s->loss_state = true;
   s->loss_recover = s->snd_max;
   s->rtt_timing = false;
