@@ -167,11 +167,14 @@ async function udpFlood(dgram: typeof dgramNode, clientDgram: typeof dgramNode, 
   const tx = clientDgram.createSocket('udp4');
   const msg = Buffer.alloc(64, 2);
   const t0 = Date.now();
-  for (let i = 0; i < count; i += 256) {
-    await Promise.all(Array.from({ length: Math.min(256, count - i) }, () => new Promise<void>((r) => tx.send(msg, port, host, () => r()))));
+  for (let i = 0; i < count; i += 64) {
+    await Promise.all(Array.from({ length: Math.min(64, count - i) }, () => new Promise<void>((r) => tx.send(msg, port, host, () => r()))));
+    // let the loop poll, so the receiver reads (send callbacks alone never yield to I/O)
+    await new Promise((r) => setImmediate(r));
   }
+  last = Date.now();
   while (got < count && Date.now() - last < 200) await new Promise((r) => setTimeout(r, 10));
-  const t1 = got === count ? last : last;
+  const t1 = last;
   tx.close(); rx.close();
   return { rate: got / Math.max(0.001, (t1 - t0) / 1000), loss: 1 - got / count };
 }
