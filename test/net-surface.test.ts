@@ -329,7 +329,8 @@ function closeServer(server: Srv): Promise<void> {
 }
 
 function settled(s: Sock): Promise<void> {
-  return s.destroyed && s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r()));
+  // `closed` turns true before 'close' is emitted (on the next tick, as in Node): let it run
+  return s.destroyed && s.closed ? new Promise((r) => setImmediate(r)) : new Promise((r) => s.once('close', () => r()));
 }
 
 function readAll(s: Sock): Promise<Buffer> {
