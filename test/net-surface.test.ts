@@ -329,7 +329,8 @@ function closeServer(server: Srv): Promise<void> {
 }
 
 function settled(s: Sock): Promise<void> {
-  // `closed` turns true before 'close' is emitted (on the next tick, as in Node): let it run
+  // `closed` turns true at destroy(), before 'close' is emitted: our _destroy queues that
+  // emission (setImmediate, or nextTick without a handle), so an immediate queued now runs after it
   return s.destroyed && s.closed ? new Promise((r) => setImmediate(r)) : new Promise((r) => s.once('close', () => r()));
 }
 
@@ -665,6 +666,114 @@ for (const fx of fixtures) {
 
 // ---------------------------------------------------------------------------------------------
 // Things only the in-memory stack can stage
+
+function rawOf(stack: MemStack, port: number, side: 'local' | 'remote'): MemRawSocket {
+  const found = stack.rawSockets.find((r) => {
+    const a = side === 'local' ? r.localAddress() : r.remoteAddress();
+    return a !== null && a.port === port && r.remoteAddress() !== null;
+  });
+  assert.ok(found, `no raw socket with ${side} port ${port}`);
+  return found;
+}
+
+test('memstack: noDelay/keepAlive options reach the raw sockets, client and server side', async () => {
+  const fx = memFixture('options');
+  const mem = fx.mem as { a: MemStack; b: MemStack };
+  const { server, client, peer } = await pair(fx, { noDelay: true, keepAlive: true, keepAliveInitialDelay: 3000 }, { noDelay: true, keepAlive: true, keepAliveInitialDelay: 1500 });
+  const mine = rawOf(mem.b, client.localPort as number, 'local');
+  const theirs = rawOf(mem.a, client.localPort as number, 'remote');
+  assert.equal(mine.noDelay, true);
+  assert.equal(mine.keepAlive, true);
+  assert.equal(mine.keepAliveDelay, 1000, 'whole seconds, as Node keeps them');
+  assert.equal(theirs.noDelay, true);
+  assert.equal(theirs.keepAlive, true);
+  assert.equal(theirs.keepAliveDelay, 3000);
+  client.setNoDelay(false);
+  assert.equal(mine.noDelay, false);
+  assert.equal(client.setKeepAlive(false), client);
+  assert.equal(mine.keepAlive, false);
+  client.destroy();
+  peer.destroy();
+  await closeServer(server);
+});
+
+test('memstack: writing after the peer\'s FIN was answered fails with EPIPE, as in Node', async () => {
+  const fx = memFixture('epipe');
+  const { server, client, peer } = await pair(fx);
+  const seen = record(client, ['end', 'finish', 'error', 'close']);
+  const results: string[] = [];
+  client.resume();
+  peer.resume();
+  client.on('end', () => {
+    client.write('in the end handler', (e) => results.push(`cb1 ${(e as ErrnoError | undefined)?.code}`));
+    setImmediate(() => {
+      results.push(`ret ${client.write('late', (e) => results.push(`cb2 ${(e as ErrnoError | undefined)?.code}`))}`);
+    });
+  });
+  peer.end('bye');
+  await settled(client);
+  await delay(5);
+  assert.deepEqual(seen, ['end', 'finish', 'close(false)']);
+  assert.deepEqual(results, ['cb1 undefined', 'ret false', 'cb2 EPIPE']);
+  await closeServer(server);
+});
+
+test('memstack: destroySoon() ends, then destroys once written', async () => {
+  const fx = memFixture('destroysoon');
+  const { server, client, peer } = await pair(fx);
+  const got = readAll(peer);
+  client.write('abc');
+  client.destroySoon();
+  await settled(client);
+  assert.equal(client.bytesWritten, 3);
+  assert.equal((await got).toString(), 'abc');
+  await closeServer(server);
+});
+
+test('memstack: ipv6Only keeps IPv4 clients out of a :: listener', async () => {
+  const fx = memFixture('v6only');
+  const server = fx.server.createServer();
+  server.listen({ port: 0, ipv6Only: true });
+  await once(server, 'listening');
+  const { port } = server.address() as nodeNet.AddressInfo;
+  const c = fx.client.connect(port, '10.0.0.1');
+  const [err] = await once(c, 'error') as [ErrnoError];
+  assert.equal(err.code, 'ECONNREFUSED');
+  await closeServer(server);
+});
+
+test('memstack: new Socket({ raw, pauseOnCreate }) and { readable: false }', async () => {
+  const fx = memFixture('wrap-options');
+  const mem = fx.mem as { a: MemStack; b: MemStack };
+  const { server, port } = await listen(fx.server, fx.host);
+  // the write-only socket below closes with 'hello' unread: an RST, as Linux sends, hits c
+  server.on('connection', (c: Sock) => { c.on('error', () => undefined); c.end('hello'); });
+  const raw1 = mem.b.socket(2, 1);
+  await raw1.connect('10.0.0.1', port);
+  const paused = new fx.client.Socket({ raw: raw1, pauseOnCreate: true } as never);
+  assert.equal(paused.readableFlowing, false);
+  let early = false;
+  paused.on('data', () => { early = true; });
+  await delay(20);
+  assert.equal(early, false, 'data before resume()');
+  assert.equal((raw1 as MemRawSocket).watching.readable, false);
+  const got = new Promise<string>((r) => { let s = ''; paused.on('data', (d: Buffer) => { s += d; }); paused.on('end', () => r(s)); });
+  paused.resume();
+  assert.equal(await got, 'hello');
+  paused.destroy();
+
+  const raw2 = mem.b.socket(2, 1);
+  await raw2.connect('10.0.0.1', port);
+  const writeOnly = new fx.client.Socket({ raw: raw2, readable: false } as never);
+  assert.equal(writeOnly.readable, false);
+  assert.equal(writeOnly.readyState, 'writeOnly');
+  await delay(10);
+  assert.equal((raw2 as MemRawSocket).watching.readable, false);
+  writeOnly.destroy();
+  await settled(writeOnly);
+  await closeServer(server);
+  await noLeaks(fx);
+});
 
 test('memstack: destroy() while connecting to a black hole frees the raw socket', async () => {
   const fx = memFixture('blackhole');

@@ -13,6 +13,7 @@ import {
   type LookupCallback, type RawSocket, type Stack,
 } from '../raw';
 import { HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
+import { setTapLinkAttacher } from './netns';
 
 const E = osConstants.errno;
 
@@ -144,6 +145,7 @@ interface NativeUserStack extends SocketOps {
 interface NativeUser {
   UserStack: new (id: number, config: object, onPing: (key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void) => NativeUserStack;
   setDispatcher(fn: (events: Int32Array) => void): void;
+  HubPort: new (name: string, onFrames: (frames: Buffer[]) => void) => HubPort;
   hubs(): string[];
 }
 
@@ -177,6 +179,34 @@ export interface SocketRow {
 }
 
 const userNative = (): NativeUser => (native() as unknown as { user: NativeUser }).user;
+
+/** a hub port whose other end is JavaScript (frames in batches, once per loop turn) */
+export interface HubPort {
+  /** put one ethernet frame into the hub; -errno on failure */
+  send(frame: Uint8Array): number;
+  close(): void;
+}
+
+/**
+ * Join the in-process hub NAME from JavaScript: onFrames gets every frame the hub sends this
+ * port. Checksums are filled on that hub from then on, since frames may leave the process.
+ */
+export function openHubPort(name: string, onFrames: (frames: Buffer[]) => void): HubPort {
+  if (typeof name !== 'string' || name === '') throw invalidArgType('name', 'string', name);
+  if (typeof onFrames !== 'function') throw invalidArgType('onFrames', 'function', onFrames);
+  return new (userNative().HubPort)(name, onFrames);
+}
+
+// a namespace stack's TAP device on hub://NAME: its frames are bridged to the hub
+setTapLinkAttacher((tap, link) => {
+  const m = /^([a-z0-9]+):\/\/(.*)$/.exec(link);
+  if (!m || m[1] !== 'hub' || !m[2]) {
+    throw systemError('EPROTONOSUPPORT', 'attach', link, undefined, `no '${m ? m[1] : link}' link driver for namespace interfaces yet`);
+  }
+  const port = openHubPort(m[2], (frames) => { for (const f of frames) tap.send(f); });
+  tap.pump((frames) => { for (const f of frames) port.send(f); });
+  return { close() { tap.stopPump(); port.close(); } };
+});
 
 // ---- event dispatch: stack id -> stack, descriptor -> socket
 

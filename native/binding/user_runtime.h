@@ -17,6 +17,7 @@
 namespace msb {
 
 class UserStack;
+class JsHubPort;
 
 class UserRuntime {
  public:
@@ -41,6 +42,10 @@ class UserRuntime {
   void Schedule(UserStack* s);
   /** referenced sockets and pings in flight keep the loop alive */
   void Ref(int delta);
+
+  /** a JS hub port has frames for JavaScript: flushed at the end of the turn */
+  void PortPending(JsHubPort* p);
+  void PortGone(JsHubPort* p);
 
   Napi::FunctionReference dispatcher_;
   std::unordered_map<std::string, std::unique_ptr<ms::Hub>> hubs_;
@@ -71,6 +76,10 @@ class UserRuntime {
   std::unordered_map<int, UserStack*> by_id_;
   std::vector<PendingEvent> events_;
   std::vector<PendingPing> pings_;
+  std::vector<JsHubPort*> ports_pending_;
+ public:
+  std::unordered_set<JsHubPort*> js_ports_;
+ private:
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
 };
 
@@ -140,6 +149,33 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   int refs_ = 0;
   int pings_out_ = 0;
   Napi::FunctionReference on_ping_;
+};
+
+/** A hub port whose other end is JavaScript: frames out of the hub arrive in batches, one
+    callback per turn; send() puts a frame into the hub. For bridges (a namespace's TAP device
+    on a hub) and custom links. */
+class JsHubPort : public Napi::ObjectWrap<JsHubPort> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit JsHubPort(const Napi::CallbackInfo& info);
+  ~JsHubPort() override;
+  void Flush();
+  /** leave the hub (runtime teardown or close) */
+  void Detach();
+
+ private:
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  static constexpr size_t kMaxQueuedBytes = 8u << 20;
+
+  UserRuntime* rt_;
+  ms::Hub* hub_ = nullptr;
+  ms::Hub::Port* port_ = nullptr;
+  Napi::FunctionReference on_frames_;
+  std::vector<std::vector<uint8_t>> queue_;
+  size_t queued_bytes_ = 0;
+  uint64_t drops_ = 0;
+  bool listed_ = false;
 };
 
 void InitUser(Napi::Env env, Napi::Object exports);

@@ -93,6 +93,7 @@ void UserRuntime::Shutdown() {
   shut_ = true;
   for (auto* s : std::vector<UserStack*>(stacks_)) s->CloseStack();
   stacks_.clear();
+  for (JsHubPort* p : std::vector<JsHubPort*>(js_ports_.begin(), js_ports_.end())) p->Detach();
   hubs_.clear();
   uv_timer_stop(&timer_);
   uv_idle_stop(&idle_);
@@ -211,8 +212,23 @@ void UserRuntime::Turn() {
   in_turn_ = false;
 }
 
+void UserRuntime::PortPending(JsHubPort* p) {
+  ports_pending_.push_back(p);
+  Kick();
+}
+
+void UserRuntime::PortGone(JsHubPort* p) {
+  ports_pending_.erase(std::remove(ports_pending_.begin(), ports_pending_.end(), p), ports_pending_.end());
+}
+
 bool UserRuntime::Deliver() {
   bool any = false;
+  if (!ports_pending_.empty()) {
+    auto ports = std::move(ports_pending_);
+    ports_pending_.clear();
+    for (JsHubPort* p : ports) p->Flush();
+    any = true;
+  }
   // ping results first (rare), then readiness in one call
   if (!pings_.empty()) {
     auto pings = std::move(pings_);
@@ -792,10 +808,83 @@ Napi::Value UserStack::Inject(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------
+// JsHubPort
+
+Napi::Function JsHubPort::Init(Napi::Env env) {
+  return DefineClass(env, "HubPort", {
+    InstanceMethod("send", &JsHubPort::Send),
+    InstanceMethod("close", &JsHubPort::Close),
+  });
+}
+
+JsHubPort::JsHubPort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsHubPort>(info), rt_(UserRuntime::Get(info.Env())) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  on_frames_ = Napi::Persistent(info[1].As<Napi::Function>());
+  hub_ = rt_->HubNamed(name);
+  // frames leave the process through this port (a kernel TAP, another program): every stack
+  // on the hub must fill and check checksums from now on
+  hub_->set_csum_offload(false);
+  rt_->js_ports_.insert(this);
+  port_ = hub_->attach([](void* ctx, const uint8_t* frame, size_t len) {
+    auto* self = static_cast<JsHubPort*>(ctx);
+    if (self->queued_bytes_ + len > kMaxQueuedBytes) { self->drops_++; return; }
+    self->queue_.emplace_back(frame, frame + len);
+    self->queued_bytes_ += len;
+    if (!self->listed_) { self->listed_ = true; self->rt_->PortPending(self); }
+  }, this);
+}
+
+JsHubPort::~JsHubPort() { Detach(); }
+
+void JsHubPort::Detach() {
+  if (port_) { hub_->detach(port_); port_ = nullptr; rt_->js_ports_.erase(this); }
+  if (listed_) { rt_->PortGone(this); listed_ = false; }
+  queue_.clear();
+  queued_bytes_ = 0;
+}
+
+void JsHubPort::Flush() {
+  listed_ = false;
+  if (queue_.empty() || on_frames_.IsEmpty()) return;
+  auto frames = std::move(queue_);
+  queue_.clear();
+  queued_bytes_ = 0;
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value arr;
+  if (napi_create_array_with_length(env, frames.size(), &arr) == napi_ok) {
+    for (size_t i = 0; i < frames.size(); i++) {
+      void* data = nullptr;
+      napi_value buf;
+      if (napi_create_buffer_copy(env, frames[i].size(), frames[i].data(), &data, &buf) == napi_ok) napi_set_element(env, arr, uint32_t(i), buf);
+    }
+    CallFromLoop(env, on_frames_, 1, &arr);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+Napi::Value JsHubPort::Send(const Napi::CallbackInfo& info) {
+  if (!port_) return Num(info.Env(), -EBADF);
+  auto buf = info[0].As<Napi::Uint8Array>();
+  if (buf.ByteLength() < 14) return Num(info.Env(), -EINVAL);
+  port_->transmit(buf.Data(), buf.ByteLength());
+  rt_->Kick();
+  return Num(info.Env(), 0);
+}
+
+Napi::Value JsHubPort::Close(const Napi::CallbackInfo& info) {
+  Detach();
+  on_frames_.Reset();
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------
 
 void InitUser(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);
   u.Set("UserStack", UserStack::Init(env));
+  u.Set("HubPort", JsHubPort::Init(env));
   u.Set("setDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     UserRuntime* rt = UserRuntime::Get(info.Env());
     rt->dispatcher_ = Napi::Persistent(info[0].As<Napi::Function>());
