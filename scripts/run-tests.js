@@ -23,11 +23,20 @@ if (files.length === 0) {
   console.error('no test files found under dist/test');
   process.exit(1);
 }
+// A test that hangs must fail, not stall CI: each test has TEST_TIMEOUT_MS (default 10 min; the
+// engine's sanitizer build is the longest single test at about 4 min), a file whose tests are done
+// exits even if it left a handle open (--test-force-exit), and the whole run has a watchdog.
+const testTimeout = Number(process.env.TEST_TIMEOUT_MS || 600000);
+const runTimeout = Number(process.env.TEST_RUN_TIMEOUT_MS || 25 * 60000);
 const args = [
-  '--test', '--test-concurrency=1',
+  '--test', '--test-concurrency=1', `--test-timeout=${testTimeout}`, '--test-force-exit',
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${path.join(__dirname, 'summary-reporter.mjs')}`, '--test-reporter-destination=stdout',
   ...files,
 ];
-const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root, timeout: runTimeout, killSignal: 'SIGKILL' });
+if (r.error && r.error.code === 'ETIMEDOUT') {
+  console.error(`the test run did not end within ${runTimeout / 60000} min and was killed`);
+  process.exit(1);
+}
 process.exit(r.status === null ? 1 : r.status);

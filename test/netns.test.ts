@@ -848,24 +848,30 @@ describe('newStack({ kind: \'netns\' }): a namespace owned by the stack', () => 
     }
   });
 
-  it("interfaces with other links go through attachTapToLink: ENOTSUP until the engine registers an attacher", () => {
-    assert.throws(() => newNetnsStack({ interfaces: [{ link: 'hub://nowhere' }] }), (e: NodeJS.ErrnoException) => {
+  it('interfaces with other links go through the registered attacher; a link nobody drives fails cleanly', () => {
+    // msockets registers the user-stack engine's attacher (hub:// and the links it drives);
+    // a scheme nobody drives fails, and the half-made stack is gone
+    assert.throws(() => newNetnsStack({ interfaces: [{ link: 'nosuch://nowhere' }] }), (e: NodeJS.ErrnoException) => {
       // unprivileged without a usable /dev/net/tun the TAP itself may fail first
-      return e.code === 'ENOTSUP' || e.code === 'EACCES' || e.code === 'EPERM';
+      return e.code === 'EPROTONOSUPPORT' || e.code === 'ENOTSUP' || e.code === 'EACCES' || e.code === 'EPERM';
     });
     if (noTun) return;
     const calls: [NetnsTap, string][] = [];
     let closed = 0;
-    setTapLinkAttacher((tap, link) => { calls.push([tap, link]); return { close: () => { closed++; } }; });
+    const previous = setTapLinkAttacher((tap, link) => { calls.push([tap, link]); return { close: () => { closed++; } }; });
+    assert.equal(typeof previous, 'function', 'the engine registered its attacher when msockets loaded');
     try {
       const s = newNetnsStack({ interfaces: [{ link: 'hub://lab' }] });
-      assert.equal(calls.length, 1);
-      assert.equal(calls[0][1], 'hub://lab');
-      assert.equal(calls[0][0], s.interfaces[0]);
-      s.close();
+      try {
+        assert.equal(calls.length, 1);
+        assert.equal(calls[0][1], 'hub://lab');
+        assert.equal(calls[0][0], s.interfaces[0]);
+      } finally {
+        s.close();
+      }
       assert.equal(closed, 1);
     } finally {
-      setTapLinkAttacher(null);
+      setTapLinkAttacher(previous);
     }
   });
 

@@ -372,8 +372,11 @@ export type TapLinkAttacher = (tap: NetnsTap, link: string) => TapLinkAttachment
 let tapLinkAttacher: TapLinkAttacher | null = null;
 
 /** Register the function that attaches TAP devices to links (the link drivers of the user-stack engine). */
-export function setTapLinkAttacher(fn: TapLinkAttacher | null): void {
+/** Registers the function that attaches TAP devices to links; returns the previous one. */
+export function setTapLinkAttacher(fn: TapLinkAttacher | null): TapLinkAttacher | null {
+  const previous = tapLinkAttacher;
   tapLinkAttacher = fn;
+  return previous;
 }
 
 /**
