@@ -26,6 +26,7 @@ export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SH
 export { kernelStack, kernelStackWithOwnClasses };
 export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
 export { parseConfigString } from './stacks/user';
+export { hashAddress, hashMac, eui64Address, hashEui64Address, otipAddress, otipSlot, OTIP_PERIOD, ipv6Bytes, ipv6Text } from './addr';
 
 /**
  * newStack(options | 'eth,ip=10.0.0.2/24,gw=10.0.0.1,link=hub://lan'): a user-space TCP/IP
