@@ -14,6 +14,7 @@ import {
 } from '../raw';
 import { HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
 import { setTapLinkAttacher } from './netns';
+import { StackResolver } from '../dns';
 
 const E = osConstants.errno;
 
@@ -78,7 +79,12 @@ export interface StackOptions {
   name?: string;
   interfaces?: InterfaceOptions[];
   routes?: RouteOptions[];
+  /** name servers of the stack's own resolver ('ADDR' or 'ADDR:PORT'), queried through this stack */
   dns?: string[];
+  /** search domains for short names (lookup, net.connect({ host }), dgram) */
+  search?: string[];
+  /** static host entries, checked before DNS: name -> address(es) */
+  hosts?: Record<string, string | string[]>;
   tcp?: TcpOptions;
   /** seed of the stack's random numbers (ports, ISN clock, impairment): runs repeat exactly */
   seed?: number;
@@ -335,7 +341,8 @@ export class UserStack implements Stack {
   private dgramMod?: typeof import('dgram');
   private pings = new Map<number, { resolve: (ms: number) => void; reject: (e: Error) => void; address: string }>();
   private readonly ifByName = new Map<string, number>();
-  readonly dnsServers: string[];
+  /** this stack's resolver: Node's dns.Resolver surface, queries through this stack */
+  readonly dns: StackResolver;
 
   constructor(options: StackOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options);
@@ -358,8 +365,8 @@ export class UserStack implements Stack {
     }
     this.native = new u.UserStack(this.id, config, (key, status, rttUs, from) => this.onPing(key, status, rttUs, from));
     stacksById.set(this.id, this);
-    this.dnsServers = options.dns ?? [];
     try {
+      this.dns = new StackResolver(this, { servers: options.dns ?? [], search: options.search, hosts: options.hosts });
       for (const ifo of options.interfaces ?? []) this.addInterface(ifo);
       for (const r of options.routes ?? []) this.addRoute(r);
     } catch (e) {
@@ -467,15 +474,7 @@ export class UserStack implements Stack {
   }
 
   lookup(hostname: string, options: { family?: number; all?: boolean }, callback: LookupCallback): void {
-    const fam = isIP(hostname);
-    const answer = (address: string, family: number) => {
-      process.nextTick(() => options.all ? callback(null, [{ address, family }]) : callback(null, address, family));
-    };
-    if (fam) { answer(hostname, fam); return; }
-    if (hostname === 'localhost') { answer('127.0.0.1', 4); return; }
-    const err = systemError('ENOTFOUND', 'getaddrinfo', hostname) as NodeJS.ErrnoException & { hostname?: string };
-    err.hostname = hostname;
-    process.nextTick(() => callback(err, ''));
+    this.dns.lookup(hostname, options, callback as never);
   }
 
   /** ICMP echo: resolves to the round-trip time in ms */
@@ -526,6 +525,7 @@ export class UserStack implements Stack {
   close(): void {
     if (this._closed) return;
     this._closed = true;
+    this.dns?.cancel();
     this.native.closeStack();
     stacksById.delete(this.id);
     const socks = [...this.socketsBySd.values()];
