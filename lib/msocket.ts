@@ -26,6 +26,7 @@ export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SH
 export { kernelStack, kernelStackWithOwnClasses };
 export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
 export { parseConfigString } from './stacks/user';
+export { StackResolver, type ResolverOptions } from './dns';
 export { hashAddress, hashMac, eui64Address, hashEui64Address, otipAddress, otipSlot, OTIP_PERIOD, ipv6Bytes, ipv6Text } from './addr';
 
 /**
