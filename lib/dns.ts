@@ -196,10 +196,8 @@ export class StackResolver {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'Object', options);
     this.stack = stack;
     this.setServers(options.servers ?? []);
-    this.search = (options.search ?? []).map((d) => {
-      if (typeof d !== 'string' || !d) throw invalidArgValue('search[]', d, 'must be a domain name');
-      return d.replace(/^\.|\.$/g, '').toLowerCase();
-    });
+    this.search = [];
+    this.setSearch(options.search ?? []);
     this.ndots = options.ndots ?? 1;
     this.timeout = options.timeout ?? 2000;
     this.tries = options.tries ?? 2;
@@ -216,6 +214,17 @@ export class StackResolver {
   setServers(servers: string[]): void {
     if (!Array.isArray(servers)) throw invalidArgType('servers', 'Array', servers);
     this.servers = servers.map(parseServer);
+  }
+
+  getSearch(): string[] { return [...this.search]; }
+
+  /** the search domains (as resolv.conf's search line) */
+  setSearch(domains: string[]): void {
+    if (!Array.isArray(domains)) throw invalidArgType('domains', 'Array', domains);
+    this.search = domains.map((d) => {
+      if (typeof d !== 'string' || !d) throw invalidArgValue('search[]', d, 'must be a domain name');
+      return d.replace(/^\.|\.$/g, '').toLowerCase();
+    });
   }
 
   /** a static entry (as /etc/hosts): checked before DNS by lookup and resolve4/6 */

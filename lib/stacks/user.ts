@@ -15,6 +15,7 @@ import {
 import { HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
 import { setTapLinkAttacher } from './netns';
 import { StackResolver } from '../dns';
+import { DhcpClient, type DhcpLease, type DhcpOptions } from '../dhcp';
 
 const E = osConstants.errno;
 
@@ -136,6 +137,8 @@ interface NativeUserStack extends SocketOps {
   setCapture(ifindex: number, path: string | null): number;
   addAddress(ifindex: number, address: string, prefix: number): number;
   addRoute(to: string, prefix: number, via: string, ifindex?: number): number;
+  removeAddress(ifindex: number, address: string): number;
+  removeRoute(to: string, prefix: number): number;
   interfaces(): InterfaceInfo[];
   socket(domain: number, type: number, protocol: number): number;
   events(sd: number): number;
@@ -455,6 +458,43 @@ export class UserStack implements Stack {
     check(this.native.addRoute(address, prefix, r.via ?? '', r.dev !== undefined ? this.ifindexOf(r.dev) : 0), 'addRoute', r.to);
   }
 
+  /** an address on an interface (default: the first), 'ADDR/LEN' */
+  addAddress(cidr: string, iface?: string | number): void {
+    const { address, prefix, family } = parsePrefix(cidr, 'address');
+    if (family !== 4) throw systemError('EAFNOSUPPORT', 'addAddress', address, undefined, 'IPv6 is not in the user stack yet');
+    check(this.native.addAddress(this.ifindexOf(iface), address, prefix), 'addAddress', address);
+  }
+
+  /** remove an address (and the on-link route it brought) from an interface (default: the first) */
+  removeAddress(address: string, iface?: string | number): void {
+    const a = address.replace(/\/\d+$/, '');
+    if (!isIP(a)) throw codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${address}`, TypeError);
+    check(this.native.removeAddress(this.ifindexOf(iface), a), 'removeAddress', a);
+  }
+
+  /** the DHCP clients started with dhcp(), by interface index */
+  readonly dhcpClients = new Map<number, DhcpClient>();
+
+  /**
+   * Configure an interface (default: the first) by DHCPv4: resolves with the lease once the
+   * address, the default route and the DNS servers are on the stack. The client keeps
+   * renewing; `dhcpClients.get(ifindex)` has renew(), rebind(), release() and its events.
+   */
+  dhcp(options: DhcpOptions = {}): Promise<DhcpLease> {
+    if (this._closed) return Promise.reject(systemError('ENETDOWN', 'dhcp'));
+    const c = new DhcpClient(this, options);
+    const old = this.dhcpClients.get(c.ifindex);
+    if (old) old.stop();
+    this.dhcpClients.set(c.ifindex, c);
+    return c.start();
+  }
+
+  /** remove the route to a prefix ('default' or 'ADDR/LEN') */
+  removeRoute(to: string): void {
+    const { address, prefix } = parsePrefix(to === 'default' ? '0.0.0.0/0' : to, 'route.to');
+    check(this.native.removeRoute(address, prefix), 'removeRoute', to);
+  }
+
   get interfaces(): InterfaceInfo[] {
     return this.native.interfaces();
   }
@@ -526,6 +566,8 @@ export class UserStack implements Stack {
     if (this._closed) return;
     this._closed = true;
     this.dns?.cancel();
+    for (const c of this.dhcpClients.values()) c.stop();
+    this.dhcpClients.clear();
     this.native.closeStack();
     stacksById.delete(this.id);
     const socks = [...this.socketsBySd.values()];

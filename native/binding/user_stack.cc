@@ -277,6 +277,8 @@ Napi::Function UserStack::Init(Napi::Env env) {
     InstanceMethod("setCapture", &UserStack::SetCapture),
     InstanceMethod("addAddress", &UserStack::AddAddress),
     InstanceMethod("addRoute", &UserStack::AddRoute),
+    InstanceMethod("removeAddress", &UserStack::RemoveAddress),
+    InstanceMethod("removeRoute", &UserStack::RemoveRoute),
     InstanceMethod("interfaces", &UserStack::Interfaces),
     InstanceMethod("socket", &UserStack::Socket),
     InstanceMethod("bind", &UserStack::Bind),
@@ -467,6 +469,20 @@ Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
   std::string via = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   if (!via.empty() && !gw.parse(via.c_str())) return Num(info.Env(), -EINVAL);
   return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, info[3].IsNumber() ? Int(info, 3) : 0));
+}
+
+Napi::Value UserStack::RemoveAddress(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr a;
+  if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.remove_address(Int(info, 0), a));
+}
+
+Napi::Value UserStack::RemoveRoute(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr dst;
+  if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_.remove_route(dst, uint8_t(Int(info, 1))));
 }
 
 Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {

@@ -137,6 +137,12 @@ int Stack::route_v4(const IpAddr& dst, int ifindex_hint, RouteResult* out) {
         for (auto& x : i->addrs)
           if (x.addr.family == 4 && !ifp) ifp = i.get();
     }
+    // no address anywhere yet (a DHCP client's DISCOVER): the first interface with a link,
+    // the packet leaves from 0.0.0.0
+    if (!ifp && v4_limited_bcast(dst.b)) {
+      for (auto& i : ifs_)
+        if (i->link && !ifp) ifp = i.get();
+    }
     if (!ifp) return -ENETUNREACH;
     const IpAddr* src = nullptr;
     for (auto& x : ifp->addrs) if (x.addr.family == 4) { src = &x.addr; break; }
