@@ -24,6 +24,23 @@ function missing(): string | null {
 const why = missing();
 if (why && CI) describe('dhcp with dnsmasq', () => { it('has its peers', () => { assert.fail(`under CI=true this test needs its peer: ${why}`); }); });
 
+describe('iothconf strings', () => {
+  it('keys, defaults and errors', () => {
+    const o = ms.parseConfigString('eth,iface=vde0,ip=10.1.0.2,ip=10.2.0.2/16,gw=10.1.0.1,dns=10.1.0.1,dns=10.1.0.2,domain=a.test,link=hub://x,dhcp,fqdn=h.a.test');
+    assert.deepEqual(o.interfaces, [{ name: 'vde0', link: 'hub://x', ip: ['10.1.0.2/24', '10.2.0.2/16'], mac: ms.hashMac('h.a.test') }]);
+    assert.deepEqual(o.routes, [{ to: 'default', via: '10.1.0.1' }]);
+    assert.deepEqual(o.dns, ['10.1.0.1', '10.1.0.2']);
+    assert.deepEqual(o.search, ['a.test']);
+    assert.deepEqual(o.dhcp, { hostname: 'h' });
+    assert.equal(ms.parseConfigString('eth,fqdn=h.a.test,mac=02:00:00:00:00:01').interfaces![0].mac, '02:00:00:00:00:01', 'mac= wins over the hash');
+    assert.equal(ms.parseConfigString('auto4').dhcp, true);
+    assert.throws(() => ms.parseConfigString('slaac'), { code: 'ENOTSUP' });
+    assert.throws(() => ms.parseConfigString('-ip=10.0.0.1'), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => ms.parseConfigString('nonsense'), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => ms.parseConfigString(42 as never), { code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});
+
 describe('dhcp messages', () => {
   it('the parser refuses what is not DHCP and never reads out of bounds', () => {
     const good = Buffer.alloc(300);
@@ -104,6 +121,31 @@ describe('dhcp with dnsmasq', { skip: why ? `skipped: ${why}` : false }, () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.doesNotMatch(fs.readFileSync(leases, 'utf8'), /02:00:5e:10:00:07/, 'the server took the lease back');
     assert.match(log, /DHCPRELEASE/);
+  });
+
+  it('iothconf strings: eth,fqdn=...,dhcp at creation; static items and removals at run time', async () => {
+    const u = ms.newStack(`eth,fqdn=beta.lab.test,link=hub://${hub},dhcp`);
+    closers.push(() => u.close());
+    assert.equal(u.interfaces[0].mac, ms.hashMac('beta.lab.test'), 'eth with fqdn: the MAC hashed from the name');
+    const c = u.dhcpClients.get(1)!;
+    const lease = c.lease ?? await new Promise<import('../lib/dhcp').DhcpLease>((r) => c.once('lease', r));
+    assert.match(fs.readFileSync(leases, 'utf8'), new RegExp(`${ms.hashMac('beta.lab.test')} ${lease.address.replace(/\./g, '\\.')} beta`));
+    assert.deepEqual(u.addresses, [`${lease.address}/24`]);
+    await u.config('-dhcp');
+    assert.deepEqual(u.addresses, []);
+    assert.equal(u.dhcpClients.size, 0);
+    await u.config('ip=10.67.0.30,gw=10.67.0.1,dns=10.67.0.1,domain=lab.test');
+    assert.deepEqual(u.addresses, ['10.67.0.30/24']);
+    assert.ok(await u.ping('10.67.0.1') >= 0);
+    assert.deepEqual(await u.dns.promises.lookup('db', { family: 4 }), { address: '10.67.0.9', family: 4 });
+    await u.config('-dns=10.67.0.1');
+    assert.deepEqual(u.dns.getServers(), []);
+    await u.config('-static');
+    assert.deepEqual(u.addresses, []);
+    assert.deepEqual(u.dns.getSearch(), []);
+    await assert.rejects(u.config('rd'), { code: 'ENOTSUP' });
+    await assert.rejects(u.config('bogus=1'), { code: 'ERR_INVALID_ARG_VALUE' });
+    await assert.rejects(u.config('-ip=10.9.9.9'), { code: 'EADDRNOTAVAIL', syscall: 'removeAddress' });
   });
 
   it('no server: start() rejects with ETIMEDOUT after its tries', async () => {

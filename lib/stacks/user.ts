@@ -16,6 +16,7 @@ import { HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-so
 import { setTapLinkAttacher } from './netns';
 import { StackResolver } from '../dns';
 import { DhcpClient, type DhcpLease, type DhcpOptions } from '../dhcp';
+import { hashMac } from '../addr';
 
 const E = osConstants.errno;
 
@@ -87,20 +88,32 @@ export interface StackOptions {
   /** static host entries, checked before DNS: name -> address(es) */
   hosts?: Record<string, string | string[]>;
   tcp?: TcpOptions;
+  /** start a DHCPv4 client on the first interface (the lease comes later: dhcpClients, 'lease') */
+  dhcp?: boolean | DhcpOptions;
   /** seed of the stack's random numbers (ports, ISN clock, impairment): runs repeat exactly */
   seed?: number;
 }
 
 /**
- * The one-line form: 'eth,ip=10.0.0.2/24,gw=10.0.0.1,dns=10.0.0.1,link=hub://lan,mtu=9000,name=a'
- * (iothconf-style keys; `vnl=` is accepted for `link=`; `ip=` may repeat).
+ * The one-line form, with iothconf's keys: 'eth,ip=10.0.0.2/24,gw=10.0.0.1,dns=10.0.0.1,
+ * domain=lab.test,fqdn=h.lab.test,mac=...,link=hub://lan,mtu=9000,name=a' (`vnl=` is `link=`,
+ * `ip=` and `dns=` may repeat; without a length an IPv4 address is /24, an IPv6 one /64).
+ * `dhcp` (or `dhcp4`, `dhcpv4`, `auto4`) starts a DHCPv4 client on the interface; `eth` with
+ * `fqdn=` and no `mac=` takes the MAC hashed from the name (as iothconf). The IPv6 sources
+ * (`dhcp6`, `rd`, `slaac`, `auto`, `auto6`) come with IPv6 in the user stack: ENOTSUP until then.
+ * Removals (`-ip=`, `-dhcp`, ...) apply to a running stack: see UserStack.config().
  */
 export function parseConfigString(text: string): StackOptions {
+  if (typeof text !== 'string') throw invalidArgType('config', 'string', text);
   const opts: StackOptions = {};
   const iface: InterfaceOptions = {};
   const ips: string[] = [];
   let gw: string | undefined;
   const dns: string[] = [];
+  const search: string[] = [];
+  let eth = false;
+  let fqdn: string | undefined;
+  let dhcp = false;
   for (const raw of text.split(',')) {
     const item = raw.trim();
     if (!item) continue;
@@ -108,23 +121,36 @@ export function parseConfigString(text: string): StackOptions {
     const key = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? '' : item.slice(eq + 1);
     switch (key) {
-      case 'eth': break;
+      case 'eth': eth = true; break;
       case 'stack': if (value !== 'user') throw invalidArgValue('config', text, `has stack=${value}; only 'user' is made here`); break;
       case 'name': opts.name = value; break;
       case 'vnl': case 'link': iface.link = value; break;
+      case 'iface': iface.name = value; break;
       case 'mac': case 'macaddr': iface.mac = value; break;
       case 'mtu': iface.mtu = Number(value); break;
-      case 'ip': ips.push(value.includes('/') ? value : `${value}/${isIP(value) === 6 ? 64 : 24}`); break;
+      case 'ip': ips.push(value.includes('/') && !value.endsWith('/0') ? value : `${value.replace(/\/0$/, '')}/${isIP(value.replace(/\/0$/, '')) === 6 ? 64 : 24}`); break;
       case 'gw': gw = value; break;
       case 'dns': dns.push(value); break;
+      case 'domain': search.push(value); break;
+      case 'fqdn': fqdn = value; break;
+      case 'dhcp': case 'dhcp4': case 'dhcpv4': dhcp = true; break;
+      case 'auto4': case 'autov4': eth = true; dhcp = true; break;
       case 'capture': iface.capture = value; break;
-      default: throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${key}' in '${text}'`, TypeError);
+      case 'debug': break;
+      case 'dhcp6': case 'dhcpv6': case 'rd': case 'rd6': case 'slaac': case 'auto': case 'auto6': case 'autov6':
+        throw systemError('ENOTSUP', 'newStack', key, undefined, `'${key}' needs IPv6 in the user stack, which is not there yet`);
+      default:
+        if (key.startsWith('-')) throw invalidArgValue('config', text, `has the removal '${key}', which applies to a running stack (stack.config())`);
+        throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${key}' in '${text}'`, TypeError);
     }
   }
+  if (eth && !iface.mac && fqdn) iface.mac = hashMac(fqdn);
   if (ips.length) iface.ip = ips;
-  if (iface.link || ips.length || iface.mac) opts.interfaces = [iface];
+  if (iface.link || ips.length || iface.mac || iface.name || dhcp) opts.interfaces = [iface];
   if (gw) opts.routes = [{ to: 'default', via: gw }];
   if (dns.length) opts.dns = dns;
+  if (search.length) opts.search = search;
+  if (dhcp) opts.dhcp = fqdn ? { hostname: fqdn.split('.')[0] } : true;
   return opts;
 }
 
@@ -372,6 +398,12 @@ export class UserStack implements Stack {
       this.dns = new StackResolver(this, { servers: options.dns ?? [], search: options.search, hosts: options.hosts });
       for (const ifo of options.interfaces ?? []) this.addInterface(ifo);
       for (const r of options.routes ?? []) this.addRoute(r);
+      if (options.dhcp) {
+        const c = new DhcpClient(this, options.dhcp === true ? {} : options.dhcp);
+        this.dhcpClients.set(c.ifindex, c);
+        // no one awaits this start: the client keeps trying; its events tell the outcome
+        c.start().catch(() => { /* reported through the client's events */ });
+      }
     } catch (e) {
       this.close();
       throw e;
@@ -470,6 +502,70 @@ export class UserStack implements Stack {
     const a = address.replace(/\/\d+$/, '');
     if (!isIP(a)) throw codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${address}`, TypeError);
     check(this.native.removeAddress(this.ifindexOf(iface), a), 'removeAddress', a);
+  }
+
+  /**
+   * iothconf-style configuration of a running stack: 'ip=10.0.0.9/24,gw=10.0.0.1,dns=10.0.0.1,
+   * domain=lab.test', 'dhcp' (resolves once the lease is applied), and the removals '-ip=ADDR',
+   * '-gw', '-dns=ADDR', '-domain=NAME', '-dhcp' (releases the lease), '-static' (every address,
+   * default route, server and domain not from DHCP). 'iface=NAME' picks the interface (default:
+   * the first). Removals run first, then DHCP, then static items, as iothconf orders them.
+   */
+  async config(text: string): Promise<void> {
+    if (typeof text !== 'string') throw invalidArgType('config', 'string', text);
+    if (this._closed) throw systemError('ENETDOWN', 'config');
+    const items = text.split(',').map((x) => x.trim()).filter(Boolean).map((item) => {
+      const eq = item.indexOf('=');
+      return { key: eq < 0 ? item : item.slice(0, eq), value: eq < 0 ? '' : item.slice(eq + 1) };
+    });
+    let iface: string | number | undefined;
+    const removals: typeof items = [], statics: typeof items = [];
+    let dhcp = false;
+    for (const it of items) {
+      switch (it.key) {
+        case 'iface': iface = it.value; break;
+        case 'ifindex': iface = Number(it.value); break;
+        case 'ip': case 'gw': case 'dns': case 'domain': statics.push(it); break;
+        case 'dhcp': case 'dhcp4': case 'dhcpv4': case 'auto4': case 'autov4': dhcp = true; break;
+        case '-ip': case '-gw': case '-dns': case '-domain': case '-static': case '-dhcp': case '-dhcp4': case '-dhcpv4':
+        case '-auto4': case '-autov4': case '-all': removals.push(it); break;
+        case 'debug': break;
+        case 'eth': case 'mac': case 'macaddr': case 'fqdn':
+          throw systemError('ENOTSUP', 'config', it.key, undefined, 'the MAC of an interface is set when it is made (newStack options or string)');
+        case 'dhcp6': case 'dhcpv6': case 'rd': case 'rd6': case 'slaac': case 'auto': case 'auto6': case 'autov6':
+          throw systemError('ENOTSUP', 'config', it.key, undefined, `'${it.key}' needs IPv6 in the user stack, which is not there yet`);
+        default:
+          throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${it.key}' in '${text}'`, TypeError);
+      }
+    }
+    const ifindex = this.ifindexOf(iface);
+    const client = this.dhcpClients.get(ifindex);
+    const leased = client?.lease?.address;
+    for (const { key, value } of removals) {
+      if (key === '-ip') this.removeAddress(value, ifindex);
+      else if (key === '-gw') this.removeRoute('default');
+      else if (key === '-dns') this.dns.setServers(this.dns.getServers().filter((x) => x !== value));
+      else if (key === '-domain') this.dns.setSearch(this.dns.getSearch().filter((x) => x !== value.toLowerCase()));
+      else if (key === '-static' || key === '-all') {
+        const mine = this.interfaces.find((i) => i.index === ifindex)?.addresses ?? [];
+        for (const a of mine) if (a.split('/')[0] !== leased) this.removeAddress(a, ifindex);
+        if (!client?.lease) { try { this.removeRoute('default'); } catch { /* none */ } }
+        this.dns.setServers(client?.lease?.dns ?? []);
+        this.dns.setSearch(client?.lease?.domain ? [client.lease.domain] : []);
+      }
+      if (key === '-all' || key.startsWith('-dhcp') || key.startsWith('-auto')) {
+        if (client) { await client.release(); client.stop(); this.dhcpClients.delete(ifindex); }
+      }
+    }
+    if (dhcp) await this.dhcp({ iface: ifindex });
+    for (const { key, value } of statics) {
+      if (key === 'ip') {
+        const a = value.replace(/\/0$/, '');
+        this.addAddress(a.includes('/') ? a : `${a}/${isIP(a) === 6 ? 64 : 24}`, ifindex);
+      } else if (key === 'gw') this.addRoute({ to: 'default', via: value });
+      else if (key === 'dns') this.dns.setServers([...this.dns.getServers(), value]);
+      else if (key === 'domain') this.dns.setSearch([...this.dns.getSearch(), value]);
+    }
   }
 
   /** the DHCP clients started with dhcp(), by interface index */
