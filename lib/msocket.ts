@@ -27,6 +27,8 @@ export { kernelStack, kernelStackWithOwnClasses };
 export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
 export { parseConfigString } from './stacks/user';
 export { StackResolver, type ResolverOptions } from './dns';
+export { OtipAddress, type OtipOptions } from './otip';
+export { DhcpClient, type DhcpLease, type DhcpOptions } from './dhcp';
 export { hashAddress, hashMac, eui64Address, hashEui64Address, otipAddress, otipSlot, OTIP_PERIOD, ipv6Bytes, ipv6Text } from './addr';
 
 /**

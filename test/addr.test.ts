@@ -67,3 +67,64 @@ describe('hash-based addresses (iothaddr)', () => {
     assert.throws(() => otipSlot(-1), { code: 'ERR_INVALID_ARG_VALUE' });
   });
 });
+
+describe('OTIP rotation (a clock the test drives)', () => {
+  const { OtipAddress } = require('../lib/otip') as typeof import('../lib/otip');
+  function fakeHost() {
+    const up = new Set<string>();
+    const log: string[] = [];
+    return {
+      up, log, closed: false,
+      addAddress(cidr: string) { up.add(cidr.split('/')[0]); log.push(`+${cidr}`); },
+      removeAddress(a: string) { if (!up.delete(a)) throw Object.assign(new Error('no'), { code: 'EADDRNOTAVAIL' }); log.push(`-${a}`); },
+    };
+  }
+  const base = 'fc01::', name = 'renzo.otip', password = 'mypassword';
+  const at = (sec: number) => otipAddress(base, name, password, sec * 1000);
+
+  it('the address of the period; the next one from preactive before; the previous one until postactive after', () => {
+    let now = 1700000000 * 1000;            // slot 53125000 starts exactly here
+    const h = fakeHost();
+    const o = new OtipAddress(h, { base, name, password, preactive: 4, postactive: 6, clock: () => now });
+    const t0 = 1700000000;
+    now = (t0 + 10) * 1000;
+    assert.deepEqual(o.update(), [at(t0)]);
+    assert.equal(at(t0), 'fc01::8ce3:a148:b648:6c83');
+    assert.deepEqual([...h.up], [at(t0)]);
+    now = (t0 + 28) * 1000;                 // 4 s before the next period: the next address too
+    assert.deepEqual(new Set(o.update()), new Set([at(t0), at(t0 + 32)]));
+    now = (t0 + 33) * 1000;                 // 1 s into the next period: both (post window)
+    assert.deepEqual(new Set(o.update()), new Set([at(t0), at(t0 + 32)]));
+    now = (t0 + 38) * 1000;                 // 6 s in: the old one is gone
+    assert.deepEqual(o.update(), [at(t0 + 32)]);
+    assert.deepEqual([...h.up], [at(t0 + 32)]);
+    now = (t0 + 64 + 40) * 1000;            // two periods later, outside every window
+    assert.deepEqual(o.update(), [at(t0 + 96)]);
+    assert.equal(h.up.size, 1);
+    o.stop();
+    assert.equal(h.up.size, 0);
+    assert.deepEqual(o.update(), [], 'stopped');
+  });
+
+  it('a client computing the address at its time finds the server; one with an old address does not', () => {
+    let now = 1800000000 * 1000;
+    const h = fakeHost();
+    const o = new OtipAddress(h, { base, name, password, clock: () => now });
+    o.update();
+    const clientNow = otipAddress(base, name, password, now + 2000);   // 2 s of clock skew
+    assert.ok(h.up.has(clientNow));
+    const stale = otipAddress(base, name, password, now);
+    now += 64 * 1000;
+    o.update();
+    assert.ok(!h.up.has(stale));
+    o.stop();
+  });
+
+  it('bad options are Node-style errors', () => {
+    const h = fakeHost();
+    assert.throws(() => new OtipAddress(h, { base, name, password: 1 as never }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => new OtipAddress(h, { base, name, password, period: 0 }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => new OtipAddress(h, { base, name, password, preactive: 40 }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => new OtipAddress(h, { base: '10.0.0.0', name, password }), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+});

@@ -17,6 +17,7 @@ import { setTapLinkAttacher } from './netns';
 import { StackResolver } from '../dns';
 import { DhcpClient, type DhcpLease, type DhcpOptions } from '../dhcp';
 import { hashMac } from '../addr';
+import { OtipAddress, type OtipOptions } from '../otip';
 
 const E = osConstants.errno;
 
@@ -568,6 +569,21 @@ export class UserStack implements Stack {
     }
   }
 
+  /** the One-Time IP addresses kept by addOtipAddress() */
+  readonly otipAddresses = new Set<OtipAddress>();
+
+  /**
+   * Keep a One-Time IP address on this stack: the address of (base, name, password) for the
+   * current period, moving every period, with the pre/post-activation windows. A server
+   * listening on '::' (or the unspecified address) is reachable on it; connections made to an
+   * address outlive its removal. Returns the rotation (addresses, update(), stop(), 'change').
+   */
+  addOtipAddress(options: OtipOptions): OtipAddress {
+    const o = new OtipAddress(this, options);
+    this.otipAddresses.add(o);
+    return o.start();
+  }
+
   /** the DHCP clients started with dhcp(), by interface index */
   readonly dhcpClients = new Map<number, DhcpClient>();
 
@@ -663,6 +679,8 @@ export class UserStack implements Stack {
     this._closed = true;
     this.dns?.cancel();
     for (const c of this.dhcpClients.values()) c.stop();
+    for (const o of this.otipAddresses) o.stop();
+    this.otipAddresses.clear();
     this.dhcpClients.clear();
     this.native.closeStack();
     stacksById.delete(this.id);
