@@ -25,7 +25,8 @@ export type { RawSocket, Stack, SockAddr, Datagram, SockOpt } from './raw';
 export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SHUT_RD, SHUT_WR, SHUT_RDWR } from './raw';
 export { kernelStack, kernelStackWithOwnClasses };
 export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
-export { parseConfigString } from './stacks/user';
+export { parseConfigString, openLinkPort } from './stacks/user';
+export type { LinkPort, LinkStats, LinkDownEvent } from './stacks/user';
 
 /**
  * newStack(options | 'eth,ip=10.0.0.2/24,gw=10.0.0.1,link=hub://lan'): a user-space TCP/IP
