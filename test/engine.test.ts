@@ -1,6 +1,6 @@
 // The engine's C++ tests (test/engine/*_test.cc: parsers, ARP, IP, UDP, impairment, capture,
-// hub, TCP under loss/reordering/corruption, fuzzing), built with AddressSanitizer and UBSan
-// by test/engine/run.sh; each C++ case becomes one test here.
+// hub, the cmd:// and udp:// link drivers, TCP under loss/reordering/corruption, fuzzing), built
+// with AddressSanitizer and UBSan by test/engine/run.sh; each C++ case becomes one test here.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';

@@ -3,6 +3,7 @@
 //
 // Readiness comes from the native runtime in one batch per event-loop turn (an Int32Array of
 // [stack id, descriptor, events] triples); data crosses in one Buffer per readable socket.
+import { EventEmitter } from 'events';
 import { isIP } from 'net';
 import { constants as osConstants } from 'os';
 
@@ -39,7 +40,21 @@ export interface ImpairOptions {
 }
 
 export interface InterfaceOptions {
-  /** 'hub://NAME' (in-process virtual hub); more link kinds come with their drivers */
+  /**
+   * The virtual ethernet the interface is plugged into, by URL (the VDE locators):
+   * - 'hub://NAME': the in-process hub NAME of this thread (no system calls);
+   * - 'vde:///path/to/switch[port]': a vde_switch (or vde_plug switch://) control directory;
+   * - 'vxvde://GROUP[/opts]': distributed ethernet on UDP multicast (vdeplug4's vxvde);
+   * - 'vxlan://GROUP[/opts]': VXLAN, as Linux vxlan devices (dstport 4789);
+   * - 'tap://NAME': a kernel TAP device, created when absent (needs CAP_NET_ADMIN); the link
+   *   does not bring it up: configure its kernel side yourself (`ip link set NAME up`);
+   * - 'udp://[LOCAL:]PORT->HOST:PORT': point to point, one frame per datagram (vdeplug4's udp);
+   * - 'cmd://"COMMAND ARGS"': frames over a command's stdin/stdout with 2-byte big-endian
+   *   lengths, e.g. cmd://"ssh host vde_plug /tmp/vde.ctl"; its exit takes the link down.
+   * Opening failures throw from newStack (err.code ENOENT, EPERM, EINVAL, EPROTONOSUPPORT...,
+   * err.syscall 'newStack'). A link that goes down later emits 'linkdown' on the stack
+   * ({ interface, ifindex, reason }); stats().links[NAME] has its counters and reason.
+   */
   link?: string;
   name?: string;
   /** 'aa:bb:cc:dd:ee:ff'; default: a random locally administered address */
@@ -95,6 +110,21 @@ export interface StackOptions {
   seed?: number;
 }
 
+/** split at the commas that are not inside "..." or '...' (a cmd:// link may hold commas) */
+function splitConfig(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quote = '';
+  for (const ch of text) {
+    if (quote) { if (ch === quote) quote = ''; cur += ch; continue; }
+    if (ch === '"' || ch === "'") { quote = ch; cur += ch; continue; }
+    if (ch === ',') { out.push(cur); cur = ''; continue; }
+    cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
 /**
  * The one-line form, with iothconf's keys: 'eth,ip=10.0.0.2/24,gw=10.0.0.1,dns=10.0.0.1,
  * domain=lab.test,fqdn=h.lab.test,mac=...,link=hub://lan,mtu=9000,name=a' (`vnl=` is `link=`,
@@ -102,7 +132,8 @@ export interface StackOptions {
  * `dhcp` (or `dhcp4`, `dhcpv4`, `auto4`) starts a DHCPv4 client on the interface; `eth` with
  * `fqdn=` and no `mac=` takes the MAC hashed from the name (as iothconf). The IPv6 sources
  * (`dhcp6`, `rd`, `slaac`, `auto`, `auto6`) come with IPv6 in the user stack: ENOTSUP until then.
- * Removals (`-ip=`, `-dhcp`, ...) apply to a running stack: see UserStack.config().
+ * Removals (`-ip=`, `-dhcp`, ...) apply to a running stack: see UserStack.config(). Commas
+ * inside quotes, as in link=cmd://"ssh h vde_plug /tmp/a,b", do not split.
  */
 export function parseConfigString(text: string): StackOptions {
   if (typeof text !== 'string') throw invalidArgType('config', 'string', text);
@@ -115,7 +146,7 @@ export function parseConfigString(text: string): StackOptions {
   let eth = false;
   let fqdn: string | undefined;
   let dhcp = false;
-  for (const raw of text.split(',')) {
+  for (const raw of splitConfig(text)) {
     const item = raw.trim();
     if (!item) continue;
     const eq = item.indexOf('=');
@@ -160,6 +191,7 @@ export function parseConfigString(text: string): StackOptions {
 interface NativeUserStack extends SocketOps {
   addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean }): number;
   attachHub(ifindex: number, hub: string): number;
+  attachLink(ifindex: number, url: string): number | [number, string];
   setImpair(ifindex: number, im: ImpairOptions): number;
   setCapture(ifindex: number, path: string | null): number;
   addAddress(ifindex: number, address: string, prefix: number): number;
@@ -178,11 +210,28 @@ interface NativeUserStack extends SocketOps {
   inject(ifindex: number, frame: Uint8Array): number;
 }
 
+interface NativeLinkPort extends LinkPort {
+  error(): [number, string] | null;
+}
+
 interface NativeUser {
-  UserStack: new (id: number, config: object, onPing: (key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void) => NativeUserStack;
+  UserStack: new (id: number, config: object,
+    onPing: (key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void,
+    onLinkDown: (ifindex: number, reason: string) => void) => NativeUserStack;
   setDispatcher(fn: (events: Int32Array) => void): void;
   HubPort: new (name: string, onFrames: (frames: Buffer[]) => void) => HubPort;
+  LinkPort: new (url: string, onFrames: (frames: Buffer[]) => void, onDown: (reason: string) => void, mac?: string, mtu?: number) => NativeLinkPort;
   hubs(): string[];
+}
+
+/** counters of a descriptor link (stats().links[NAME], LinkPort.stats()) */
+export interface LinkStats {
+  kind: string;
+  url?: string;
+  up: boolean;
+  downReason?: string;
+  rxFrames: number; rxBytes: number; txFrames: number; txBytes: number;
+  rxMalformed: number; rxFiltered: number; txDropped: number; txErrors: number;
 }
 
 export interface InterfaceInfo {
@@ -194,7 +243,12 @@ export interface InterfaceInfo {
   stats: Record<string, number>;
 }
 
-export type StackStats = Record<string, Record<string, number> | number>;
+export interface StackStats {
+  /** counters per protocol (eth, arp, ip, icmp, udp, tcp) and socketsOpen */
+  [group: string]: Record<string, number> | number | Record<string, LinkStats> | undefined;
+  /** per interface on a descriptor link (not hub://): the link's counters and state */
+  links?: Record<string, LinkStats>;
+}
 
 interface NativeSocketRow {
   sd: number; type: 'tcp' | 'udp'; state: string;
@@ -233,13 +287,47 @@ export function openHubPort(name: string, onFrames: (frames: Buffer[]) => void):
   return new (userNative().HubPort)(name, onFrames);
 }
 
-// a namespace stack's TAP device on hub://NAME: its frames are bridged to the hub
+/** a descriptor link (vde, vxvde, vxlan, tap, udp, cmd) whose other end is JavaScript */
+export interface LinkPort {
+  /** transmit one ethernet frame; 0, or -errno (-ENETDOWN once the link is down) */
+  send(frame: Uint8Array): number;
+  /** counters, null if it never opened */
+  stats(): LinkStats | null;
+  close(): void;
+}
+
+/**
+ * Open any descriptor link from JavaScript ('vde:///tmp/sw', 'udp://5000->10.0.0.1:5000',
+ * ...): onFrames gets the frames read from it, in batches (one call per readable event);
+ * onDown(reason) is called once if the link goes down (the switch hung up, the command
+ * exited). Throws like newStack when the link cannot be opened.
+ */
+export function openLinkPort(url: string, onFrames: (frames: Buffer[]) => void,
+  onDown?: (reason: string) => void, options: { mac?: string; mtu?: number } = {}): LinkPort {
+  if (typeof url !== 'string') throw invalidArgType('url', 'string', url);
+  if (typeof onFrames !== 'function') throw invalidArgType('onFrames', 'function', onFrames);
+  if (onDown !== undefined && typeof onDown !== 'function') throw invalidArgType('onDown', 'function', onDown);
+  if (/^hub:\/\//.test(url)) throw invalidArgValue('url', url, 'is a hub; use openHubPort()');
+  const port = new (userNative().LinkPort)(url, onFrames, onDown ?? (() => undefined), options.mac, options.mtu);
+  const err = port.error();
+  if (err) throw systemError(err[0], 'newStack', url, undefined, err[1]);
+  return port;
+}
+
+// a namespace stack's TAP device on a link: its frames are bridged to the hub or to the
+// descriptor link (a link that goes down is emitted as 'linkdown' on the TAP)
 setTapLinkAttacher((tap, link) => {
-  const m = /^([a-z0-9]+):\/\/(.*)$/.exec(link);
-  if (!m || m[1] !== 'hub' || !m[2]) {
-    throw systemError('EPROTONOSUPPORT', 'attach', link, undefined, `no '${m ? m[1] : link}' link driver for namespace interfaces yet`);
+  if (link.startsWith('hub://')) {
+    const hub = link.slice(6);
+    if (!hub) throw systemError('EINVAL', 'newStack', link, undefined, 'hub:// needs a hub name');
+    const port = openHubPort(hub, (frames) => { for (const f of frames) tap.send(f); });
+    tap.pump((frames) => { for (const f of frames) port.send(f); });
+    return { close() { tap.stopPump(); port.close(); } };
   }
-  const port = openHubPort(m[2], (frames) => { for (const f of frames) tap.send(f); });
+  const port = openLinkPort(link, (frames) => { for (const f of frames) tap.send(f); }, (reason) => {
+    tap.stopPump();
+    tap.emit('linkdown', { interface: tap.name, reason });
+  });
   tap.pump((frames) => { for (const f of frames) port.send(f); });
   return { close() { tap.stopPump(); port.close(); } };
 });
@@ -359,8 +447,20 @@ function check(r: number, syscall: string, address?: string): number {
   return r;
 }
 
-/** A user-space TCP/IP stack in this thread. */
-export class UserStack implements Stack {
+/** what 'linkdown' carries */
+export interface LinkDownEvent {
+  /** the interface's name */
+  interface: string;
+  ifindex: number;
+  /** the driver's explanation ("cmd: 'vde_plug /tmp/sw' was killed by signal SIGKILL") */
+  reason: string;
+}
+
+/**
+ * A user-space TCP/IP stack in this thread. Events: 'linkdown' (LinkDownEvent) when the
+ * link of an interface fails for good.
+ */
+export class UserStack extends EventEmitter implements Stack {
   readonly kind = 'user' as const;
   readonly name: string;
   readonly native: NativeUserStack;
@@ -375,6 +475,7 @@ export class UserStack implements Stack {
   readonly dns: StackResolver;
 
   constructor(options: StackOptions = {}) {
+    super();
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options);
     const u = userNative();
     if (!dispatcherSet) { u.setDispatcher(dispatch); dispatcherSet = true; }
@@ -393,7 +494,8 @@ export class UserStack implements Stack {
     if (tcp.congestion !== undefined && tcp.congestion !== 'cubic' && tcp.congestion !== 'newreno') {
       throw invalidArgValue('options.tcp.congestion', tcp.congestion, "must be 'cubic' or 'newreno'");
     }
-    this.native = new u.UserStack(this.id, config, (key, status, rttUs, from) => this.onPing(key, status, rttUs, from));
+    this.native = new u.UserStack(this.id, config, (key, status, rttUs, from) => this.onPing(key, status, rttUs, from),
+      (ifindex, reason) => this.onLinkDown(ifindex, reason));
     stacksById.set(this.id, this);
     try {
       this.dns = new StackResolver(this, { servers: options.dns ?? [], search: options.search, hosts: options.hosts });
@@ -450,14 +552,23 @@ export class UserStack implements Stack {
 
   private attach(ifindex: number, link: string): void {
     if (typeof link !== 'string') throw invalidArgType('link', 'string', link);
-    const m = /^([a-z0-9]+):\/\/(.*)$/.exec(link);
-    if (!m) throw invalidArgValue('link', link, 'is not a link URL such as hub://NAME');
-    if (m[1] === 'hub') {
-      if (!m[2]) throw invalidArgValue('link', link, 'needs a hub name');
-      check(this.native.attachHub(ifindex, m[2]), 'attach', link);
+    if (link.startsWith('hub://')) {
+      const hub = link.slice(6);
+      if (!hub) throw invalidArgValue('link', link, 'needs a hub name');
+      check(this.native.attachHub(ifindex, hub), 'attach', link);
       return;
     }
-    throw systemError('EPROTONOSUPPORT', 'attach', link, undefined, `no '${m[1]}' link driver yet`);
+    // every other URL, well-formed or not, is judged by the native link drivers
+    const r = this.native.attachLink(ifindex, link);
+    if (Array.isArray(r)) throw systemError(r[0], 'newStack', link, undefined, r[1]);
+    check(r, 'newStack', link);
+  }
+
+  private onLinkDown(ifindex: number, reason: string): void {
+    let name = String(ifindex);
+    for (const [n, i] of this.ifByName) if (i === ifindex) name = n;
+    const ev: LinkDownEvent = { interface: name, ifindex, reason };
+    this.emit('linkdown', ev);
   }
 
   private ifindexOf(nameOrIndex: string | number | undefined): number {
@@ -515,7 +626,7 @@ export class UserStack implements Stack {
   async config(text: string): Promise<void> {
     if (typeof text !== 'string') throw invalidArgType('config', 'string', text);
     if (this._closed) throw systemError('ENETDOWN', 'config');
-    const items = text.split(',').map((x) => x.trim()).filter(Boolean).map((item) => {
+    const items = splitConfig(text).map((x) => x.trim()).filter(Boolean).map((item) => {
       const eq = item.indexOf('=');
       return { key: eq < 0 ? item : item.slice(0, eq), value: eq < 0 ? '' : item.slice(eq + 1) };
     });

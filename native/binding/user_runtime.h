@@ -12,12 +12,45 @@
 
 #include "engine/stack.h"
 
+#include "link/fdlink.h"
 #include "link/hub.h"
 
 namespace msb {
 
 class UserStack;
 class JsHubPort;
+class JsLinkPort;
+
+/** The libuv side of one FdLink: a uv_poll per descriptor (readable always, writable while
+    the link has output queued). on_io(ctx) runs after each batch the link read or wrote, so
+    the owner can kick its stack and notice down(). Stop() closes the poll handles (freed by
+    their close callbacks) and must come before the link closes its descriptors. */
+class LinkPoll {
+ public:
+  using OnIo = void (*)(void* ctx);
+  LinkPoll(uv_loop_t* loop, ms::FdLink* link, OnIo on_io, void* ctx);
+  ~LinkPoll() { Stop(); }
+  LinkPoll(const LinkPoll&) = delete;
+  LinkPoll& operator=(const LinkPoll&) = delete;
+  /** poll the link's descriptors; a libuv status (0 on success) */
+  int Start();
+  /** update write interest to wants_write() */
+  void Sync();
+  /** run the owner's callback (the runtime does, for a link that went down in a transmit) */
+  void Notify();
+  void Stop();
+  ms::FdLink* link() const { return link_; }
+  static constexpr size_t kBudget = 256;  // frames read per readable event
+
+ private:
+  struct Handle { uv_poll_t h; LinkPoll* owner; int fd; int events; };
+  static void OnPoll(uv_poll_t* h, int status, int events);
+  uv_loop_t* loop_;
+  ms::FdLink* link_;
+  OnIo on_io_;
+  void* ctx_;
+  std::vector<Handle*> handles_;
+};
 
 class UserRuntime {
  public:
@@ -47,6 +80,13 @@ class UserRuntime {
   void PortPending(JsHubPort* p);
   void PortGone(JsHubPort* p);
 
+  /** descriptor links: their clocks are set and their write interest synced every turn */
+  void AddLinkPoll(LinkPoll* p) { link_polls_.insert(p); }
+  void RemoveLinkPoll(LinkPoll* p) { link_polls_.erase(p); }
+  /** a stack's link went down: JavaScript hears of it at the end of the turn */
+  void LinkDown(UserStack* s, int ifindex, const std::string& reason);
+  uv_loop_t* loop() const { return loop_; }
+
   Napi::FunctionReference dispatcher_;
   std::unordered_map<std::string, std::unique_ptr<ms::Hub>> hubs_;
   std::vector<UserStack*> touched_;
@@ -58,6 +98,7 @@ class UserRuntime {
 
   struct PendingEvent { UserStack* stack; int sd; uint32_t events; };
   struct PendingPing { UserStack* stack; ms::PingResult result; };
+  struct PendingLinkDown { UserStack* stack; int ifindex; std::string reason; };
   struct Deadline {
     ms::Micros at; uint64_t serial; int id;
     bool operator>(const Deadline& o) const { return at > o.at; }
@@ -77,8 +118,11 @@ class UserRuntime {
   std::vector<PendingEvent> events_;
   std::vector<PendingPing> pings_;
   std::vector<JsHubPort*> ports_pending_;
+  std::vector<PendingLinkDown> link_downs_;
+  std::unordered_set<LinkPoll*> link_polls_;
  public:
   std::unordered_set<JsHubPort*> js_ports_;
+  std::unordered_set<JsLinkPort*> js_links_;
  private:
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
 };
@@ -97,12 +141,14 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   void ClearTouched() { touched_ = false; }
   void CloseStack();
   void DeliverPing(const ms::PingResult& r);
+  void DeliverLinkDown(int ifindex, const std::string& reason);
   void Enter();
   void Leave();
 
  private:
   Napi::Value AddInterface(const Napi::CallbackInfo& info);
   Napi::Value AttachHub(const Napi::CallbackInfo& info);
+  Napi::Value AttachLink(const Napi::CallbackInfo& info);
   Napi::Value SetImpair(const Napi::CallbackInfo& info);
   Napi::Value SetCapture(const Napi::CallbackInfo& info);
   Napi::Value AddAddress(const Napi::CallbackInfo& info);
@@ -140,6 +186,17 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
 
   struct PortCtx { UserStack* stack; int ifindex; };
   struct Port { ms::Hub* hub; ms::Hub::Port* port; std::unique_ptr<PortCtx> ctx; };
+  /** an interface on a descriptor link (vde, tap, udp, cmd, ...) */
+  struct FdIf {
+    UserStack* stack;
+    int ifindex;
+    std::string url;
+    std::unique_ptr<ms::FdLink> link;
+    std::unique_ptr<LinkPoll> poll;
+    bool down_reported = false;
+  };
+  void CloseFdIf(FdIf* f);
+  static void FdIfIo(void* ctx);
 
   UserRuntime* rt_;
   int id_;
@@ -147,10 +204,12 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   bool alive_ = true, touched_ = false;
   uint64_t serial_ = 0;
   std::vector<Port> ports_;
+  std::vector<std::unique_ptr<FdIf>> fd_ifs_;
   std::unordered_set<int> refd_;
   int refs_ = 0;
   int pings_out_ = 0;
   Napi::FunctionReference on_ping_;
+  Napi::FunctionReference on_link_down_;
 };
 
 /** A hub port whose other end is JavaScript: frames out of the hub arrive in batches, one
@@ -178,6 +237,37 @@ class JsHubPort : public Napi::ObjectWrap<JsHubPort> {
   size_t queued_bytes_ = 0;
   uint64_t drops_ = 0;
   bool listed_ = false;
+};
+
+/** A descriptor link whose other end is JavaScript: new LinkPort(url, onFrames, onDown,
+    mac?, mtu?) opens any link open_fd_link() knows; frames arrive in batches (one onFrames
+    call per readable event), send() transmits one frame, onDown(reason) tells the link
+    went down. For bridges (a namespace's TAP device on a vde:// switch) and custom links. */
+class JsLinkPort : public Napi::ObjectWrap<JsLinkPort> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit JsLinkPort(const Napi::CallbackInfo& info);
+  ~JsLinkPort() override;
+  /** stop polling and close the link (runtime teardown or close) */
+  void Detach();
+
+ private:
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Error(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  static void OnIo(void* ctx);
+  static void OnFrame(void* ctx, const uint8_t* frame, size_t len);
+
+  UserRuntime* rt_;
+  std::unique_ptr<ms::FdLink> link_;
+  std::unique_ptr<LinkPoll> poll_;
+  int err_ = 0;
+  std::string message_;
+  Napi::FunctionReference on_frames_, on_down_;
+  std::vector<std::vector<uint8_t>> batch_;
+  bool down_reported_ = false;
+  bool registered_ = false;
 };
 
 void InitUser(Napi::Env env, Napi::Object exports);

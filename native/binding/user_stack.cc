@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <queue>
@@ -18,6 +19,7 @@
 
 #include "addon.h"
 #include "engine/stack.h"
+#include "link/fdlink.h"
 #include "link/hub.h"
 #include "user_runtime.h"
 
@@ -70,7 +72,88 @@ bool BoolOpt(const Napi::Object& o, const char* key, bool def) {
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
 }
 
+Napi::Object LinkStatsObject(Napi::Env env, const ms::FdLink& link) {
+  const ms::FdLinkStats& st = link.stats();
+  Napi::Object l = Napi::Object::New(env);
+  l.Set("kind", Napi::String::New(env, link.kind()));
+  l.Set("up", Napi::Boolean::New(env, !link.down()));
+  if (link.down()) l.Set("downReason", Napi::String::New(env, link.down_reason()));
+  l.Set("rxFrames", Num(env, double(st.rx_frames)));
+  l.Set("rxBytes", Num(env, double(st.rx_bytes)));
+  l.Set("txFrames", Num(env, double(st.tx_frames)));
+  l.Set("txBytes", Num(env, double(st.tx_bytes)));
+  l.Set("rxMalformed", Num(env, double(st.rx_malformed)));
+  l.Set("rxFiltered", Num(env, double(st.rx_filtered)));
+  l.Set("txDropped", Num(env, double(st.tx_dropped)));
+  l.Set("txErrors", Num(env, double(st.tx_errors)));
+  return l;
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// LinkPoll
+
+LinkPoll::LinkPoll(uv_loop_t* loop, ms::FdLink* link, OnIo on_io, void* ctx)
+    : loop_(loop), link_(link), on_io_(on_io), ctx_(ctx) {}
+
+int LinkPoll::Start() {
+  for (int fd : link_->fds()) {
+    auto* h = new Handle{};
+    h->owner = this;
+    h->fd = fd;
+    h->events = 0;
+    int r = uv_poll_init(loop_, &h->h, fd);
+    if (r != 0) { delete h; Stop(); return r; }
+    h->h.data = h;
+    // a link alone does not keep the process alive: sockets and pings do
+    uv_unref(reinterpret_cast<uv_handle_t*>(&h->h));
+    handles_.push_back(h);
+  }
+  Sync();
+  return 0;
+}
+
+void LinkPoll::Sync() {
+  for (Handle* h : handles_) {
+    if (h->events < 0) continue;  // stopped after a poll error
+    int want = UV_READABLE | (link_->wants_write(h->fd) ? UV_WRITABLE : 0);
+    if (want != h->events) {
+      h->events = want;
+      uv_poll_start(&h->h, want, &LinkPoll::OnPoll);
+    }
+  }
+}
+
+void LinkPoll::Notify() { on_io_(ctx_); }
+
+void LinkPoll::Stop() {
+  for (Handle* h : handles_) {
+    h->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->h), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+  }
+  handles_.clear();
+}
+
+void LinkPoll::OnPoll(uv_poll_t* uh, int status, int events) {
+  auto* h = static_cast<Handle*>(uh->data);
+  LinkPoll* self = h->owner;
+  if (!self) return;
+  ms::FdLink* l = self->link_;
+  if (status < 0) {
+    // the descriptor is unusable for polling: let the driver read it (and go down), and stop
+    // watching it so that an error that does not clear cannot spin the loop
+    l->on_readable(h->fd, kBudget);
+    uv_poll_stop(&h->h);
+    h->events = -1;
+  } else {
+    if (events & UV_WRITABLE) l->on_writable(h->fd);
+    if (events & (UV_READABLE | UV_DISCONNECT)) l->on_readable(h->fd, kBudget);
+    self->Sync();
+  }
+  // may Stop() and free self: nothing after this
+  self->on_io_(self->ctx_);
+}
 
 // ---------------------------------------------------------------------------------------
 // UserRuntime
@@ -94,6 +177,9 @@ void UserRuntime::Shutdown() {
   for (auto* s : std::vector<UserStack*>(stacks_)) s->CloseStack();
   stacks_.clear();
   for (JsHubPort* p : std::vector<JsHubPort*>(js_ports_.begin(), js_ports_.end())) p->Detach();
+  for (JsLinkPort* p : std::vector<JsLinkPort*>(js_links_.begin(), js_links_.end())) p->Detach();
+  link_polls_.clear();
+  link_downs_.clear();
   hubs_.clear();
   uv_timer_stop(&timer_);
   uv_idle_stop(&idle_);
@@ -125,6 +211,12 @@ void UserRuntime::Remove(UserStack* s) {
   auto it = by_id_.find(s->id());
   if (it != by_id_.end() && it->second == s) by_id_.erase(it);
   events_.erase(std::remove_if(events_.begin(), events_.end(), [&](const PendingEvent& e) { return e.stack == s; }), events_.end());
+  link_downs_.erase(std::remove_if(link_downs_.begin(), link_downs_.end(), [&](const PendingLinkDown& e) { return e.stack == s; }), link_downs_.end());
+}
+
+void UserRuntime::LinkDown(UserStack* s, int ifindex, const std::string& reason) {
+  link_downs_.push_back({s, ifindex, reason});
+  Kick();
 }
 
 ms::Hub* UserRuntime::HubNamed(const std::string& name) {
@@ -171,6 +263,10 @@ void UserRuntime::Ref(int delta) {
 void UserRuntime::Turn() {
   if (shut_ || in_turn_) return;
   in_turn_ = true;
+  if (!link_polls_.empty()) {
+    ms::Micros now = Now();
+    for (LinkPoll* p : link_polls_) p->link()->set_now(now);
+  }
   for (int round = 0; round < 64; round++) {
     ms::Micros now = Now();
     size_t moved = 0;
@@ -198,6 +294,16 @@ void UserRuntime::Turn() {
   for (auto& kv : hubs_) if (kv.second->pending()) pending = true;
   for (UserStack* s : touched_) { s->ClearTouched(); if (s->alive()) Schedule(s); }
   touched_.clear();
+  // descriptor links: poll for writing while output is queued; report the ones that went
+  // down inside a transmit (their owner closes them, which edits the set: iterate a copy)
+  if (!link_polls_.empty()) {
+    for (LinkPoll* p : std::vector<LinkPoll*>(link_polls_.begin(), link_polls_.end())) {
+      if (!link_polls_.count(p)) continue;
+      if (p->link()->down()) p->Notify();
+      else p->Sync();
+    }
+  }
+  if (!link_downs_.empty()) pending = true;
   if (pending) Kick();
   else if (idle_active_) { uv_idle_stop(&idle_); idle_active_ = false; }
   if (!deadlines_.empty()) {
@@ -223,6 +329,12 @@ void UserRuntime::PortGone(JsHubPort* p) {
 
 bool UserRuntime::Deliver() {
   bool any = false;
+  if (!link_downs_.empty()) {
+    auto downs = std::move(link_downs_);
+    link_downs_.clear();
+    for (auto& d : downs) if (d.stack->alive()) d.stack->DeliverLinkDown(d.ifindex, d.reason);
+    any = true;
+  }
   if (!ports_pending_.empty()) {
     auto ports = std::move(ports_pending_);
     ports_pending_.clear();
@@ -273,6 +385,7 @@ Napi::Function UserStack::Init(Napi::Env env) {
   return DefineClass(env, "UserStack", {
     InstanceMethod("addInterface", &UserStack::AddInterface),
     InstanceMethod("attachHub", &UserStack::AttachHub),
+    InstanceMethod("attachLink", &UserStack::AttachLink),
     InstanceMethod("setImpair", &UserStack::SetImpair),
     InstanceMethod("setCapture", &UserStack::SetCapture),
     InstanceMethod("addAddress", &UserStack::AddAddress),
@@ -341,6 +454,7 @@ UserStack::UserStack(const Napi::CallbackInfo& info)
       id_(Int(info, 0)),
       stack_(ConfigFrom(info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env()))) {
   if (info[2].IsFunction()) on_ping_ = Napi::Persistent(info[2].As<Napi::Function>());
+  if (info[3].IsFunction()) on_link_down_ = Napi::Persistent(info[3].As<Napi::Function>());
   stack_.set_event_sink([](void* ctx, int sd, uint32_t ev) {
     auto* self = static_cast<UserStack*>(ctx);
     self->rt_->Event(self, sd, ev);
@@ -377,6 +491,11 @@ void UserStack::CloseStack() {
   stack_.close();
   for (auto& p : ports_) p.hub->detach(p.port);
   ports_.clear();
+  for (auto& f : fd_ifs_) {
+    CloseFdIf(f.get());
+    stack_.set_link(f->ifindex, nullptr);
+  }
+  fd_ifs_.clear();
   if (refs_) { rt_->Ref(-refs_); refs_ = 0; }
   alive_ = false;
   rt_->Remove(this);
@@ -386,6 +505,7 @@ void UserStack::CloseStack() {
 Napi::Value UserStack::CloseStackJs(const Napi::CallbackInfo& info) {
   CloseStack();
   on_ping_.Reset();
+  on_link_down_.Reset();
   return info.Env().Undefined();
 }
 
@@ -425,6 +545,86 @@ Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
   if (ifp->impair.corrupt > 0) hub->set_csum_offload(false);
   ports_.push_back({hub, port, std::move(ctx)});
   return Num(info.Env(), stack_.set_link(ifindex, port));
+}
+
+// an interface on a descriptor link: [errno, message] when the link cannot be opened
+Napi::Value UserStack::AttachLink(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  Napi::Env env = info.Env();
+  int ifindex = Int(info, 0);
+  std::string url = info[1].As<Napi::String>().Utf8Value();
+  const ms::Interface* ifp = stack_.interface(ifindex);
+  if (!ifp) return Num(env, -ENODEV);
+  auto fail = [&](int err, const std::string& msg) {
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(uint32_t(0), Num(env, -std::abs(err)));
+    a.Set(uint32_t(1), Napi::String::New(env, msg));
+    return a;
+  };
+  for (auto& f : fd_ifs_) if (f->ifindex == ifindex) return fail(EEXIST, "the interface already has a link");
+  ms::FdLinkParams params;
+  params.mac = ifp->mac;
+  params.mtu = ifp->mtu;
+  ms::FdLinkOpen o = ms::open_fd_link(url, params);
+  if (!o.link) return fail(o.err ? o.err : EIO, o.message);
+  auto f = std::make_unique<FdIf>();
+  f->stack = this;
+  f->ifindex = ifindex;
+  f->url = url;
+  f->link = std::move(o.link);
+  f->link->set_receiver([](void* c, const uint8_t* frame, size_t len) {
+    auto* fi = static_cast<FdIf*>(c);
+    UserStack* self = fi->stack;
+    if (!self->alive_) return;
+    self->stack_.set_now(self->rt_->Now());
+    self->stack_.input(fi->ifindex, frame, len);
+  }, f.get());
+  f->poll = std::make_unique<LinkPoll>(rt_->loop(), f->link.get(), &UserStack::FdIfIo, f.get());
+  int r = f->poll->Start();
+  if (r != 0) {
+    f->link->close();
+    return fail(-r, std::string("cannot poll the link's descriptors (uv_poll_init: ") + uv_err_name(r) + ")");
+  }
+  rt_->AddLinkPoll(f->poll.get());
+  int sr = stack_.set_link(ifindex, f->link.get());
+  fd_ifs_.push_back(std::move(f));
+  return Num(env, sr);
+}
+
+// after the link read or wrote: the stack has work; a link that went down is reported once
+// and closed (its descriptors, its child process), keeping its counters and reason
+void UserStack::FdIfIo(void* ctx) {
+  auto* f = static_cast<FdIf*>(ctx);
+  UserStack* self = f->stack;
+  if (!self->alive_) return;
+  self->MarkTouched();
+  self->rt_->Kick();
+  if (f->link->down() && !f->down_reported) {
+    f->down_reported = true;
+    self->rt_->LinkDown(self, f->ifindex, f->link->down_reason());
+    self->CloseFdIf(f);
+  }
+}
+
+void UserStack::CloseFdIf(FdIf* f) {
+  if (f->poll) {
+    rt_->RemoveLinkPoll(f->poll.get());
+    f->poll->Stop();
+    f->poll.reset();
+  }
+  f->link->close();
+}
+
+void UserStack::DeliverLinkDown(int ifindex, const std::string& reason) {
+  if (on_link_down_.IsEmpty()) return;
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value text = nullptr;
+  napi_create_string_utf8(env, reason.c_str(), reason.size(), &text);
+  napi_value argv[2] = {NumberValue(env, ifindex), text};
+  CallFromLoop(env, on_link_down_, 2, argv);
+  napi_close_handle_scope(env, scope);
 }
 
 Napi::Value UserStack::SetImpair(const Napi::CallbackInfo& info) {
@@ -782,6 +982,16 @@ Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
                 {"challengeAcks", s.tcp.challenge_acks}, {"pawsDrops", s.tcp.paws_drops}, {"zeroWindowProbes", s.tcp.zero_window_probes},
                 {"keepaliveProbes", s.tcp.keepalive_probes}});
   o.Set("socketsOpen", Num(env, double(s.sockets_open)));
+  if (!fd_ifs_.empty()) {
+    Napi::Object links = Napi::Object::New(env);
+    for (auto& f : fd_ifs_) {
+      const ms::Interface* ifp = stack_.interface(f->ifindex);
+      Napi::Object l = LinkStatsObject(env, *f->link);
+      l.Set("url", Napi::String::New(env, f->url));
+      links.Set(ifp ? ifp->name : std::to_string(f->ifindex), l);
+    }
+    o.Set("links", links);
+  }
   return o;
 }
 
@@ -896,11 +1106,148 @@ Napi::Value JsHubPort::Close(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------
+// JsLinkPort
+
+Napi::Function JsLinkPort::Init(Napi::Env env) {
+  return DefineClass(env, "LinkPort", {
+    InstanceMethod("send", &JsLinkPort::Send),
+    InstanceMethod("close", &JsLinkPort::Close),
+    InstanceMethod("error", &JsLinkPort::Error),
+    InstanceMethod("stats", &JsLinkPort::Stats),
+  });
+}
+
+JsLinkPort::JsLinkPort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsLinkPort>(info), rt_(UserRuntime::Get(info.Env())) {
+  std::string url = info[0].As<Napi::String>().Utf8Value();
+  ms::FdLinkParams params;
+  if (info[3].IsString() && !ParseMac(info[3].As<Napi::String>().Utf8Value(), &params.mac)) {
+    err_ = EINVAL;
+    message_ = "bad MAC address";
+    return;
+  }
+  if (info[4].IsNumber()) params.mtu = uint32_t(info[4].As<Napi::Number>().Uint32Value());
+  ms::FdLinkOpen o = ms::open_fd_link(url, params);
+  if (!o.link) { err_ = o.err ? o.err : EIO; message_ = o.message; return; }
+  link_ = std::move(o.link);
+  link_->set_receiver(&JsLinkPort::OnFrame, this);
+  poll_ = std::make_unique<LinkPoll>(rt_->loop(), link_.get(), &JsLinkPort::OnIo, this);
+  int r = poll_->Start();
+  if (r != 0) {
+    err_ = -r;
+    message_ = std::string("cannot poll the link's descriptors (uv_poll_init: ") + uv_err_name(r) + ")";
+    poll_.reset();
+    link_->close();
+    link_.reset();
+    return;
+  }
+  if (info[1].IsFunction()) on_frames_ = Napi::Persistent(info[1].As<Napi::Function>());
+  if (info[2].IsFunction()) on_down_ = Napi::Persistent(info[2].As<Napi::Function>());
+  rt_->AddLinkPoll(poll_.get());
+  rt_->js_links_.insert(this);
+  registered_ = true;
+}
+
+JsLinkPort::~JsLinkPort() { Detach(); }
+
+void JsLinkPort::Detach() {
+  if (poll_) {
+    rt_->RemoveLinkPoll(poll_.get());
+    poll_->Stop();
+    poll_.reset();
+  }
+  if (link_) link_->close();
+  // after the runtime's teardown rt_ is gone: touch it only while registered with it
+  if (registered_) { rt_->js_links_.erase(this); registered_ = false; }
+  batch_.clear();
+}
+
+void JsLinkPort::OnFrame(void* ctx, const uint8_t* frame, size_t len) {
+  auto* self = static_cast<JsLinkPort*>(ctx);
+  if (self->batch_.size() >= 4 * LinkPoll::kBudget) return;  // bounded (a batch is one read event)
+  self->batch_.emplace_back(frame, frame + len);
+}
+
+void JsLinkPort::OnIo(void* ctx) {
+  auto* self = static_cast<JsLinkPort*>(ctx);
+  napi_env env = self->Env();
+  if (!self->batch_.empty()) {
+    auto frames = std::move(self->batch_);
+    self->batch_.clear();
+    if (!self->on_frames_.IsEmpty()) {
+      napi_handle_scope scope;
+      if (napi_open_handle_scope(env, &scope) == napi_ok) {
+        napi_value arr;
+        if (napi_create_array_with_length(env, frames.size(), &arr) == napi_ok) {
+          for (size_t i = 0; i < frames.size(); i++) {
+            void* data = nullptr;
+            napi_value buf;
+            if (napi_create_buffer_copy(env, frames[i].size(), frames[i].data(), &data, &buf) == napi_ok) napi_set_element(env, arr, uint32_t(i), buf);
+          }
+          CallFromLoop(env, self->on_frames_, 1, &arr);
+        }
+        napi_close_handle_scope(env, scope);
+      }
+    }
+  }
+  // the callback may have closed the port
+  if (!self->link_ || !self->poll_) return;
+  if (self->link_->down() && !self->down_reported_) {
+    self->down_reported_ = true;
+    std::string reason = self->link_->down_reason();
+    self->Detach();
+    if (!self->on_down_.IsEmpty()) {
+      napi_handle_scope scope;
+      if (napi_open_handle_scope(env, &scope) == napi_ok) {
+        napi_value text = nullptr;
+        napi_create_string_utf8(env, reason.c_str(), reason.size(), &text);
+        CallFromLoop(env, self->on_down_, 1, &text);
+        napi_close_handle_scope(env, scope);
+      }
+    }
+  }
+}
+
+Napi::Value JsLinkPort::Send(const Napi::CallbackInfo& info) {
+  if (!link_) return Num(info.Env(), -EBADF);
+  if (link_->down()) return Num(info.Env(), -ENETDOWN);
+  if (!poll_) return Num(info.Env(), -EBADF);  // closed
+  auto buf = info[0].As<Napi::Uint8Array>();
+  if (buf.ByteLength() < 14) return Num(info.Env(), -EINVAL);
+  link_->transmit(buf.Data(), buf.ByteLength());
+  poll_->Sync();
+  // a link that fails inside transmit is reported at the end of the runtime's turn
+  if (link_->down()) rt_->Kick();
+  return Num(info.Env(), 0);
+}
+
+Napi::Value JsLinkPort::Close(const Napi::CallbackInfo& info) {
+  Detach();
+  on_frames_.Reset();
+  on_down_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value JsLinkPort::Error(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!err_) return env.Null();
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(uint32_t(0), Num(env, -err_));
+  a.Set(uint32_t(1), Napi::String::New(env, message_));
+  return a;
+}
+
+Napi::Value JsLinkPort::Stats(const Napi::CallbackInfo& info) {
+  if (!link_) return info.Env().Null();
+  return LinkStatsObject(info.Env(), *link_);
+}
+
+// ---------------------------------------------------------------------------------------
 
 void InitUser(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);
   u.Set("UserStack", UserStack::Init(env));
   u.Set("HubPort", JsHubPort::Init(env));
+  u.Set("LinkPort", JsLinkPort::Init(env));
   u.Set("setDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     UserRuntime* rt = UserRuntime::Get(info.Env());
     rt->dispatcher_ = Napi::Persistent(info[0].As<Napi::Function>());
