@@ -24,13 +24,13 @@ if (files.length === 0) {
   process.exit(1);
 }
 // A test that hangs must fail, not stall CI. Each file runs in its own `node --test` with a
-// per-test timeout (TEST_TIMEOUT_MS, default 10 min; the engine's sanitizer build is the longest
-// single test, about 4-6 min) and a per-file watchdog (TEST_FILE_TIMEOUT_MS, default 15 min) that
+// per-test timeout (TEST_TIMEOUT_MS, default 15 min; the engine's sanitizer build is the longest
+// single test, about 4-6 min) and a per-file watchdog (TEST_FILE_TIMEOUT_MS, default 20 min) that
 // also catches a file whose tests are done but which a leaked handle keeps alive. The summary
 // reporter writes each file's counts to a temporary file; the closing line adds them up.
 const os = require('os');
-const testTimeout = Number(process.env.TEST_TIMEOUT_MS || 600000);
-const fileTimeout = Number(process.env.TEST_FILE_TIMEOUT_MS || 15 * 60000);
+const testTimeout = Number(process.env.TEST_TIMEOUT_MS || 15 * 60000);
+const fileTimeout = Number(process.env.TEST_FILE_TIMEOUT_MS || 20 * 60000);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'msockets-tests-'));
 const total = { passed: 0, failed: 0, skipped: 0 };
 const broken = [];
