@@ -43,8 +43,13 @@ export interface InterfaceOptions {
   mac?: string;
   /** IP MTU, 68..65535 (default 1500) */
   mtu?: number;
-  /** 'ADDR/LEN', IPv4 now (IPv6 comes with its issue) */
+  /** 'ADDR/LEN', IPv4 or IPv6 ('10.0.0.2/24', 'fd00::2/64'); an IPv6 one also gives the
+   *  interface its link-local address (EUI-64 from the MAC) */
   ip?: string | string[];
+  /** IPv6 on this interface even without an IPv6 address (link-local address, NDP) */
+  ipv6?: boolean;
+  /** IPv6 stateless autoconfiguration: addresses and a default route from router advertisements */
+  slaac?: boolean;
   impair?: ImpairOptions;
   /** write every frame in and out of this interface to a pcap file */
   capture?: string;
@@ -86,6 +91,12 @@ export interface StackOptions {
   /** static host entries, checked before DNS: name -> address(es) */
   hosts?: Record<string, string | string[]>;
   tcp?: TcpOptions;
+  /**
+   * IPv6 settings. dad: false skips duplicate address detection (addresses usable at once).
+   * stableAddresses: SLAAC forms RFC 7217 stable opaque interface identifiers instead of
+   * EUI-64 ones, keyed by secret (16 bytes; without one, a key drawn from the stack's seed).
+   */
+  ipv6?: { dad?: boolean; stableAddresses?: boolean; secret?: Uint8Array };
   /** seed of the stack's random numbers (ports, ISN clock, impairment): runs repeat exactly */
   seed?: number;
 }
@@ -117,11 +128,12 @@ export function parseConfigString(text: string): StackOptions {
       case 'gw': gw = value; break;
       case 'dns': dns.push(value); break;
       case 'capture': iface.capture = value; break;
+      case 'slaac': iface.slaac = value === '' || value === '1' || value === 'true'; break;
       default: throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${key}' in '${text}'`, TypeError);
     }
   }
   if (ips.length) iface.ip = ips;
-  if (iface.link || ips.length || iface.mac) opts.interfaces = [iface];
+  if (iface.link || ips.length || iface.mac || iface.slaac) opts.interfaces = [iface];
   if (gw) opts.routes = [{ to: 'default', via: gw }];
   if (dns.length) opts.dns = dns;
   return opts;
@@ -130,7 +142,7 @@ export function parseConfigString(text: string): StackOptions {
 // ---- the native side
 
 interface NativeUserStack extends SocketOps {
-  addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean }): number;
+  addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean; ipv6?: boolean; slaac?: boolean }): number;
   attachHub(ifindex: number, hub: string): number;
   setImpair(ifindex: number, im: ImpairOptions): number;
   setCapture(ifindex: number, path: string | null): number;
@@ -161,6 +173,8 @@ export interface InterfaceInfo {
   mac: string;
   mtu: number;
   addresses: string[];
+  /** IPv6 addresses still in duplicate address detection (not usable yet) */
+  tentative: string[];
   stats: Record<string, number>;
 }
 
@@ -324,6 +338,11 @@ function parsePrefix(cidr: string, what: string): { address: string; prefix: num
   return { address, prefix, family };
 }
 
+/** 'ADDR:PORT', '[ADDR]:PORT' for IPv6 (as ss prints them) */
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function check(r: number, syscall: string, address?: string): number {
   if (r < 0) throw systemError(r, syscall, address);
   return r;
@@ -351,8 +370,16 @@ export class UserStack implements Stack {
     this.id = nextId++;
     this.name = options.name ?? `user${this.id}`;
     const tcp = options.tcp ?? {};
+    if (options.ipv6 !== undefined && (typeof options.ipv6 !== 'object' || options.ipv6 === null)) {
+      throw invalidArgType('options.ipv6', 'Object', options.ipv6);
+    }
+    const secret = options.ipv6?.secret;
+    if (secret !== undefined && (!(secret instanceof Uint8Array) || secret.length !== 16)) {
+      throw invalidArgValue('options.ipv6.secret', secret, 'must be a Buffer of 16 bytes');
+    }
     const config = {
       seed: options.seed,
+      ipv6: { ...options.ipv6, secret: secret ? Buffer.from(secret) : undefined },
       tcp: {
         ...tcp,
         keepaliveIdle: tcp.keepalive?.idle,
@@ -388,7 +415,7 @@ export class UserStack implements Stack {
   }
 
   supports(domain: number): boolean {
-    return domain === AF_INET;
+    return domain === AF_INET || domain === AF_INET6;
   }
 
   /** add an interface; returns its index */
@@ -398,15 +425,16 @@ export class UserStack implements Stack {
       throw codedError('ERR_OUT_OF_RANGE', `The value of "mtu" is out of range. It must be >= 68 && <= 65535. Received ${o.mtu}`, RangeError);
     }
     const name = o.name ?? `eth${this.ifByName.size}`;
-    const ifindex = check(this.native.addInterface({ name, mac: o.mac ?? randomMac(), mtu: o.mtu ?? 1500, forceChecksums: o.forceChecksums }), 'addInterface');
+    const ifindex = check(this.native.addInterface({
+      name, mac: o.mac ?? randomMac(), mtu: o.mtu ?? 1500, forceChecksums: o.forceChecksums, ipv6: o.ipv6 === true, slaac: o.slaac === true,
+    }), 'addInterface');
     this.ifByName.set(name, ifindex);
     if (o.link !== undefined) this.attach(ifindex, o.link);
     if (o.impair) this.impair(ifindex, o.impair);
     if (o.capture) check(this.native.setCapture(ifindex, o.capture), 'capture', o.capture);
     const ips = o.ip === undefined ? [] : Array.isArray(o.ip) ? o.ip : [o.ip];
     for (const cidr of ips) {
-      const { address, prefix, family } = parsePrefix(cidr, 'ip');
-      if (family !== 4) throw systemError('EAFNOSUPPORT', 'addAddress', address, undefined, 'IPv6 is not in the user stack yet');
+      const { address, prefix } = parsePrefix(cidr, 'ip');
       check(this.native.addAddress(ifindex, address, prefix), 'addAddress', address);
     }
     return ifindex;
@@ -449,7 +477,7 @@ export class UserStack implements Stack {
   }
 
   addRoute(r: RouteOptions): void {
-    const to = r.to === 'default' ? '0.0.0.0/0' : r.to;
+    const to = r.to === 'default' ? (r.via !== undefined && isIP(r.via) === 6 ? '::/0' : '0.0.0.0/0') : r.to;
     const { address, prefix } = parsePrefix(to, 'route.to');
     if (r.via !== undefined && !isIP(r.via)) throw codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${r.via}`, TypeError);
     check(this.native.addRoute(address, prefix, r.via ?? '', r.dev !== undefined ? this.ifindexOf(r.dev) : 0), 'addRoute', r.to);
@@ -466,8 +494,7 @@ export class UserStack implements Stack {
 
   socket(domain: number, type: number, protocol = 0): RawSocket {
     if (this._closed) throw systemError('ENETDOWN', 'socket');
-    if (domain === AF_INET6) throw systemError('EAFNOSUPPORT', 'socket', undefined, undefined, 'IPv6 is not in the user stack yet');
-    if (domain !== AF_INET) throw systemError('EAFNOSUPPORT', 'socket');
+    if (domain !== AF_INET && domain !== AF_INET6) throw systemError('EAFNOSUPPORT', 'socket');
     if (type !== SOCK_STREAM && type !== SOCK_DGRAM) throw systemError('EPROTONOSUPPORT', 'socket');
     const sd = check(this.native.socket(domain, type, protocol), 'socket');
     return new UserRawSocket(this, sd, domain, type, protocol);
@@ -477,9 +504,9 @@ export class UserStack implements Stack {
     this.dns.lookup(hostname, options, callback as never);
   }
 
-  /** ICMP echo: resolves to the round-trip time in ms */
+  /** ICMP (or ICMPv6) echo: resolves to the round-trip time in ms */
   ping(address: string, options: { size?: number; timeout?: number } = {}): Promise<number> {
-    if (typeof address !== 'string' || isIP(address) !== 4) {
+    if (typeof address !== 'string' || !isIP(address)) {
       return Promise.reject(codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${address}`, TypeError));
     }
     const key = this.native.ping(address, options.size ?? 56);
@@ -511,7 +538,7 @@ export class UserStack implements Stack {
     return this.native.sockets().map((r) => {
       const row: SocketRow = {
         type: r.type, state: r.state,
-        local: `${r.local[0]}:${r.local[1]}`, remote: `${r.remote[0]}:${r.remote[1]}`,
+        local: hostPort(r.local[0], r.local[1]), remote: hostPort(r.remote[0], r.remote[1]),
         sendQueue: r.sendQueue, recvQueue: r.recvQueue, drops: r.drops,
       };
       if (r.cwnd !== undefined) {
