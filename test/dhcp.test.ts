@@ -34,7 +34,9 @@ describe('iothconf strings', () => {
     assert.deepEqual(o.dhcp, { hostname: 'h' });
     assert.equal(ms.parseConfigString('eth,fqdn=h.a.test,mac=02:00:00:00:00:01').interfaces![0].mac, '02:00:00:00:00:01', 'mac= wins over the hash');
     assert.equal(ms.parseConfigString('auto4').dhcp, true);
-    assert.throws(() => ms.parseConfigString('slaac'), { code: 'ENOTSUP' });
+    assert.equal(ms.parseConfigString('rd,slaac').interfaces![0].slaac, true);
+    assert.throws(() => ms.parseConfigString('rd'), { code: 'ENOTSUP' });
+    assert.throws(() => ms.parseConfigString('auto'), { code: 'ENOTSUP' });
     assert.throws(() => ms.parseConfigString('-ip=10.0.0.1'), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => ms.parseConfigString('nonsense'), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => ms.parseConfigString(42 as never), { code: 'ERR_INVALID_ARG_TYPE' });

@@ -61,8 +61,13 @@ export interface InterfaceOptions {
   mac?: string;
   /** IP MTU, 68..65535 (default 1500) */
   mtu?: number;
-  /** 'ADDR/LEN', IPv4 now (IPv6 comes with its issue) */
+  /** 'ADDR/LEN', IPv4 or IPv6 ('10.0.0.2/24', 'fd00::2/64'); an IPv6 one also gives the
+   *  interface its link-local address (EUI-64 from the MAC) */
   ip?: string | string[];
+  /** IPv6 on this interface even without an IPv6 address (link-local address, NDP) */
+  ipv6?: boolean;
+  /** IPv6 stateless autoconfiguration: addresses and a default route from router advertisements */
+  slaac?: boolean;
   impair?: ImpairOptions;
   /** write every frame in and out of this interface to a pcap file */
   capture?: string;
@@ -106,6 +111,12 @@ export interface StackOptions {
   tcp?: TcpOptions;
   /** start a DHCPv4 client on the first interface (the lease comes later: dhcpClients, 'lease') */
   dhcp?: boolean | DhcpOptions;
+  /**
+   * IPv6 settings. dad: false skips duplicate address detection (addresses usable at once).
+   * stableAddresses: SLAAC forms RFC 7217 stable opaque interface identifiers instead of
+   * EUI-64 ones, keyed by secret (16 bytes; without one, a key drawn from the stack's seed).
+   */
+  ipv6?: { dad?: boolean; stableAddresses?: boolean; secret?: Uint8Array };
   /** seed of the stack's random numbers (ports, ISN clock, impairment): runs repeat exactly */
   seed?: number;
 }
@@ -130,8 +141,9 @@ function splitConfig(text: string): string[] {
  * domain=lab.test,fqdn=h.lab.test,mac=...,link=hub://lan,mtu=9000,name=a' (`vnl=` is `link=`,
  * `ip=` and `dns=` may repeat; without a length an IPv4 address is /24, an IPv6 one /64).
  * `dhcp` (or `dhcp4`, `dhcpv4`, `auto4`) starts a DHCPv4 client on the interface; `eth` with
- * `fqdn=` and no `mac=` takes the MAC hashed from the name (as iothconf). The IPv6 sources
- * (`dhcp6`, `rd`, `slaac`, `auto`, `auto6`) come with IPv6 in the user stack: ENOTSUP until then.
+ * `fqdn=` and no `mac=` takes the MAC hashed from the name (as iothconf). `slaac` (with or
+ * without `rd`) forms IPv6 addresses and the default route from router advertisements; DHCPv6
+ * (`dhcp6`, `auto`, `auto6`) is not there yet: ENOTSUP.
  * Removals (`-ip=`, `-dhcp`, ...) apply to a running stack: see UserStack.config(). Commas
  * inside quotes, as in link=cmd://"ssh h vde_plug /tmp/a,b", do not split.
  */
@@ -146,6 +158,8 @@ export function parseConfigString(text: string): StackOptions {
   let eth = false;
   let fqdn: string | undefined;
   let dhcp = false;
+  let slaac = false;
+  let rd = false;
   for (const raw of splitConfig(text)) {
     const item = raw.trim();
     if (!item) continue;
@@ -169,8 +183,10 @@ export function parseConfigString(text: string): StackOptions {
       case 'auto4': case 'autov4': eth = true; dhcp = true; break;
       case 'capture': iface.capture = value; break;
       case 'debug': break;
-      case 'dhcp6': case 'dhcpv6': case 'rd': case 'rd6': case 'slaac': case 'auto': case 'auto6': case 'autov6':
-        throw systemError('ENOTSUP', 'newStack', key, undefined, `'${key}' needs IPv6 in the user stack, which is not there yet`);
+      case 'slaac': slaac = true; break;
+      case 'rd': case 'rd6': rd = true; break;
+      case 'dhcp6': case 'dhcpv6': case 'auto': case 'auto6': case 'autov6':
+        throw systemError('ENOTSUP', 'newStack', key, undefined, `'${key}' needs DHCPv6, which the user stack does not have yet (use rd,slaac)`);
       default:
         if (key.startsWith('-')) throw invalidArgValue('config', text, `has the removal '${key}', which applies to a running stack (stack.config())`);
         throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${key}' in '${text}'`, TypeError);
@@ -178,7 +194,9 @@ export function parseConfigString(text: string): StackOptions {
   }
   if (eth && !iface.mac && fqdn) iface.mac = hashMac(fqdn);
   if (ips.length) iface.ip = ips;
-  if (iface.link || ips.length || iface.mac || iface.name || dhcp) opts.interfaces = [iface];
+  if (rd && !slaac) throw systemError('ENOTSUP', 'newStack', 'rd', undefined, "router discovery comes with SLAAC in this engine: write 'rd,slaac' (or 'slaac')");
+  if (slaac) iface.slaac = true;
+  if (iface.link || ips.length || iface.mac || iface.name || dhcp || iface.slaac) opts.interfaces = [iface];
   if (gw) opts.routes = [{ to: 'default', via: gw }];
   if (dns.length) opts.dns = dns;
   if (search.length) opts.search = search;
@@ -189,7 +207,7 @@ export function parseConfigString(text: string): StackOptions {
 // ---- the native side
 
 interface NativeUserStack extends SocketOps {
-  addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean }): number;
+  addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean; ipv6?: boolean; slaac?: boolean }): number;
   attachHub(ifindex: number, hub: string): number;
   attachLink(ifindex: number, url: string): number | [number, string];
   setImpair(ifindex: number, im: ImpairOptions): number;
@@ -240,6 +258,8 @@ export interface InterfaceInfo {
   mac: string;
   mtu: number;
   addresses: string[];
+  /** IPv6 addresses still in duplicate address detection (not usable yet) */
+  tentative: string[];
   stats: Record<string, number>;
 }
 
@@ -442,6 +462,11 @@ function parsePrefix(cidr: string, what: string): { address: string; prefix: num
   return { address, prefix, family };
 }
 
+/** 'ADDR:PORT', '[ADDR]:PORT' for IPv6 (as ss prints them) */
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function check(r: number, syscall: string, address?: string): number {
   if (r < 0) throw systemError(r, syscall, address);
   return r;
@@ -482,8 +507,16 @@ export class UserStack extends EventEmitter implements Stack {
     this.id = nextId++;
     this.name = options.name ?? `user${this.id}`;
     const tcp = options.tcp ?? {};
+    if (options.ipv6 !== undefined && (typeof options.ipv6 !== 'object' || options.ipv6 === null)) {
+      throw invalidArgType('options.ipv6', 'Object', options.ipv6);
+    }
+    const secret = options.ipv6?.secret;
+    if (secret !== undefined && (!(secret instanceof Uint8Array) || secret.length !== 16)) {
+      throw invalidArgValue('options.ipv6.secret', secret, 'must be a Buffer of 16 bytes');
+    }
     const config = {
       seed: options.seed,
+      ipv6: { ...options.ipv6, secret: secret ? Buffer.from(secret) : undefined },
       tcp: {
         ...tcp,
         keepaliveIdle: tcp.keepalive?.idle,
@@ -526,7 +559,7 @@ export class UserStack extends EventEmitter implements Stack {
   }
 
   supports(domain: number): boolean {
-    return domain === AF_INET;
+    return domain === AF_INET || domain === AF_INET6;
   }
 
   /** add an interface; returns its index */
@@ -536,15 +569,16 @@ export class UserStack extends EventEmitter implements Stack {
       throw codedError('ERR_OUT_OF_RANGE', `The value of "mtu" is out of range. It must be >= 68 && <= 65535. Received ${o.mtu}`, RangeError);
     }
     const name = o.name ?? `eth${this.ifByName.size}`;
-    const ifindex = check(this.native.addInterface({ name, mac: o.mac ?? randomMac(), mtu: o.mtu ?? 1500, forceChecksums: o.forceChecksums }), 'addInterface');
+    const ifindex = check(this.native.addInterface({
+      name, mac: o.mac ?? randomMac(), mtu: o.mtu ?? 1500, forceChecksums: o.forceChecksums, ipv6: o.ipv6 === true, slaac: o.slaac === true,
+    }), 'addInterface');
     this.ifByName.set(name, ifindex);
     if (o.link !== undefined) this.attach(ifindex, o.link);
     if (o.impair) this.impair(ifindex, o.impair);
     if (o.capture) check(this.native.setCapture(ifindex, o.capture), 'capture', o.capture);
     const ips = o.ip === undefined ? [] : Array.isArray(o.ip) ? o.ip : [o.ip];
     for (const cidr of ips) {
-      const { address, prefix, family } = parsePrefix(cidr, 'ip');
-      if (family !== 4) throw systemError('EAFNOSUPPORT', 'addAddress', address, undefined, 'IPv6 is not in the user stack yet');
+      const { address, prefix } = parsePrefix(cidr, 'ip');
       check(this.native.addAddress(ifindex, address, prefix), 'addAddress', address);
     }
     return ifindex;
@@ -596,7 +630,7 @@ export class UserStack extends EventEmitter implements Stack {
   }
 
   addRoute(r: RouteOptions): void {
-    const to = r.to === 'default' ? '0.0.0.0/0' : r.to;
+    const to = r.to === 'default' ? (r.via !== undefined && isIP(r.via) === 6 ? '::/0' : '0.0.0.0/0') : r.to;
     const { address, prefix } = parsePrefix(to, 'route.to');
     if (r.via !== undefined && !isIP(r.via)) throw codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${r.via}`, TypeError);
     check(this.native.addRoute(address, prefix, r.via ?? '', r.dev !== undefined ? this.ifindexOf(r.dev) : 0), 'addRoute', r.to);
@@ -604,8 +638,7 @@ export class UserStack extends EventEmitter implements Stack {
 
   /** an address on an interface (default: the first), 'ADDR/LEN' */
   addAddress(cidr: string, iface?: string | number): void {
-    const { address, prefix, family } = parsePrefix(cidr, 'address');
-    if (family !== 4) throw systemError('EAFNOSUPPORT', 'addAddress', address, undefined, 'IPv6 is not in the user stack yet');
+    const { address, prefix } = parsePrefix(cidr, 'address');
     check(this.native.addAddress(this.ifindexOf(iface), address, prefix), 'addAddress', address);
   }
 
@@ -644,8 +677,10 @@ export class UserStack extends EventEmitter implements Stack {
         case 'debug': break;
         case 'eth': case 'mac': case 'macaddr': case 'fqdn':
           throw systemError('ENOTSUP', 'config', it.key, undefined, 'the MAC of an interface is set when it is made (newStack options or string)');
-        case 'dhcp6': case 'dhcpv6': case 'rd': case 'rd6': case 'slaac': case 'auto': case 'auto6': case 'autov6':
-          throw systemError('ENOTSUP', 'config', it.key, undefined, `'${it.key}' needs IPv6 in the user stack, which is not there yet`);
+        case 'rd': case 'rd6': case 'slaac':
+          throw systemError('ENOTSUP', 'config', it.key, undefined, 'SLAAC is chosen when the interface is made (newStack: slaac)');
+        case 'dhcp6': case 'dhcpv6': case 'auto': case 'auto6': case 'autov6':
+          throw systemError('ENOTSUP', 'config', it.key, undefined, `'${it.key}' needs DHCPv6, which the user stack does not have yet`);
         default:
           throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${it.key}' in '${text}'`, TypeError);
       }
@@ -729,8 +764,7 @@ export class UserStack extends EventEmitter implements Stack {
 
   socket(domain: number, type: number, protocol = 0): RawSocket {
     if (this._closed) throw systemError('ENETDOWN', 'socket');
-    if (domain === AF_INET6) throw systemError('EAFNOSUPPORT', 'socket', undefined, undefined, 'IPv6 is not in the user stack yet');
-    if (domain !== AF_INET) throw systemError('EAFNOSUPPORT', 'socket');
+    if (domain !== AF_INET && domain !== AF_INET6) throw systemError('EAFNOSUPPORT', 'socket');
     if (type !== SOCK_STREAM && type !== SOCK_DGRAM) throw systemError('EPROTONOSUPPORT', 'socket');
     const sd = check(this.native.socket(domain, type, protocol), 'socket');
     return new UserRawSocket(this, sd, domain, type, protocol);
@@ -740,9 +774,9 @@ export class UserStack extends EventEmitter implements Stack {
     this.dns.lookup(hostname, options, callback as never);
   }
 
-  /** ICMP echo: resolves to the round-trip time in ms */
+  /** ICMP (or ICMPv6) echo: resolves to the round-trip time in ms */
   ping(address: string, options: { size?: number; timeout?: number } = {}): Promise<number> {
-    if (typeof address !== 'string' || isIP(address) !== 4) {
+    if (typeof address !== 'string' || !isIP(address)) {
       return Promise.reject(codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${address}`, TypeError));
     }
     const key = this.native.ping(address, options.size ?? 56);
@@ -774,7 +808,7 @@ export class UserStack extends EventEmitter implements Stack {
     return this.native.sockets().map((r) => {
       const row: SocketRow = {
         type: r.type, state: r.state,
-        local: `${r.local[0]}:${r.local[1]}`, remote: `${r.remote[0]}:${r.remote[1]}`,
+        local: hostPort(r.local[0], r.local[1]), remote: hostPort(r.remote[0], r.remote[1]),
         sendQueue: r.sendQueue, recvQueue: r.recvQueue, drops: r.drops,
       };
       if (r.cwnd !== undefined) {

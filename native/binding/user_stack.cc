@@ -29,7 +29,21 @@ namespace {
 Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 int Int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
-bool ParseEndpoint(const Napi::Value& addr, int port, ms::Endpoint* ep, int family_hint) {
+/** an address, with an IPv6 zone given as an interface name or index (fe80::1%eth0, fe80::1%1) */
+bool ParseAddr(const std::string& text, ms::IpAddr* out, const ms::Stack* st) {
+  size_t pct = text.find('%');
+  if (pct != std::string::npos && st && pct + 1 < text.size() && !(text[pct + 1] >= '0' && text[pct + 1] <= '9')) {
+    std::string name = text.substr(pct + 1);
+    for (int i = 1; i <= st->interface_count(); i++) {
+      const ms::Interface* ifp = st->interface(i);
+      if (ifp && ifp->name == name) return out->parse((text.substr(0, pct) + "%" + std::to_string(i)).c_str());
+    }
+    return false;
+  }
+  return out->parse(text.c_str());
+}
+
+bool ParseEndpoint(const Napi::Value& addr, int port, ms::Endpoint* ep, int family_hint, const ms::Stack* st = nullptr) {
   std::string text = addr.As<Napi::String>().Utf8Value();
   ep->port = uint16_t(port);
   if (text.empty()) {
@@ -37,14 +51,23 @@ bool ParseEndpoint(const Napi::Value& addr, int port, ms::Endpoint* ep, int fami
     ep->addr.family = uint8_t(family_hint == AF_INET6 ? 6 : 4);
     return true;
   }
-  return ep->addr.parse(text.c_str());
+  return ParseAddr(text, &ep->addr, st);
 }
 
-Napi::Value EndpointValue(Napi::Env env, const ms::Endpoint& ep) {
+/** text of an address, a zone by its interface name */
+std::string AddrText(const ms::IpAddr& a, const ms::Stack* st) {
+  if (a.family != 6 || !a.scope || !st) return a.str();
+  ms::IpAddr b = a;
+  b.scope = 0;
+  const ms::Interface* ifp = st->interface(int(a.scope));
+  return b.str() + "%" + (ifp ? ifp->name : std::to_string(a.scope));
+}
+
+Napi::Value EndpointValue(Napi::Env env, const ms::Endpoint& ep, const ms::Stack* st = nullptr) {
   Napi::Array a = Napi::Array::New(env, 3);
   ms::IpAddr addr = ep.addr;
   if (!addr.family) addr.family = 4;
-  a.Set(uint32_t(0), Napi::String::New(env, addr.str()));
+  a.Set(uint32_t(0), Napi::String::New(env, AddrText(addr, st)));
   a.Set(uint32_t(1), Num(env, ep.port));
   a.Set(uint32_t(2), Num(env, addr.family == 6 ? AF_INET6 : AF_INET));
   return a;
@@ -426,6 +449,15 @@ Napi::Function UserStack::Init(Napi::Env env) {
 static ms::StackConfig ConfigFrom(const Napi::Object& o) {
   ms::StackConfig c;
   if (o.Get("seed").IsNumber()) c.seed = uint64_t(o.Get("seed").As<Napi::Number>().DoubleValue());
+  if (o.Get("ipv6").IsObject()) {
+    Napi::Object v6 = o.Get("ipv6").As<Napi::Object>();
+    c.dad = BoolOpt(v6, "dad", c.dad);
+    c.stable_iids = BoolOpt(v6, "stableAddresses", c.stable_iids);
+    if (v6.Get("secret").IsBuffer()) {
+      Napi::Buffer<uint8_t> b = v6.Get("secret").As<Napi::Buffer<uint8_t>>();
+      for (size_t i = 0; i < 16 && i < b.Length(); i++) c.stable_secret[i] = b.Data()[i];
+    }
+  }
   if (o.Get("tcp").IsObject()) {
     Napi::Object t = o.Get("tcp").As<Napi::Object>();
     ms::TcpConfig& tc = c.tcp;
@@ -522,6 +554,8 @@ Napi::Value UserStack::AddInterface(const Napi::CallbackInfo& info) {
   if (o.Get("mac").IsString() && !ParseMac(o.Get("mac").As<Napi::String>().Utf8Value(), &c.mac)) return Num(info.Env(), -EINVAL);
   c.mtu = uint32_t(NumOpt(o, "mtu", 1500));
   c.force_checksums = BoolOpt(o, "forceChecksums", false);
+  c.ipv6 = BoolOpt(o, "ipv6", false);
+  c.slaac = BoolOpt(o, "slaac", false);
   return Num(info.Env(), stack_.add_interface(c));
 }
 
@@ -667,8 +701,11 @@ Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
   ms::IpAddr dst, gw;
   if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
   std::string via = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
-  if (!via.empty() && !gw.parse(via.c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, info[3].IsNumber() ? Int(info, 3) : 0));
+  if (!via.empty() && !ParseAddr(via, &gw, &stack_)) return Num(info.Env(), -EINVAL);
+  int ifindex = info[3].IsNumber() ? Int(info, 3) : 0;
+  if (!ifindex && gw.family == 6 && gw.scope) ifindex = int(gw.scope);  // fe80::1%eth0
+  gw.scope = 0;
+  return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, ifindex));
 }
 
 Napi::Value UserStack::RemoveAddress(const Napi::CallbackInfo& info) {
@@ -699,8 +736,15 @@ Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
     o.Set("mtu", Num(env, ifp->mtu));
     Napi::Array addrs = Napi::Array::New(env);
     uint32_t k = 0;
-    for (auto& a : ifp->addrs) addrs.Set(k++, Napi::String::New(env, a.addr.str() + "/" + std::to_string(a.prefix)));
+    Napi::Array tentative = Napi::Array::New(env);
+    uint32_t t = 0;
+    for (auto& a : ifp->addrs) {
+      std::string text = a.addr.str() + "/" + std::to_string(a.prefix);
+      addrs.Set(k++, Napi::String::New(env, text));
+      if (a.tentative) tentative.Set(t++, Napi::String::New(env, text));
+    }
     o.Set("addresses", addrs);
+    o.Set("tentative", tentative);
     const ms::InterfaceStats& s = ifp->stats;
     Napi::Object st = Napi::Object::New(env);
     st.Set("rxFrames", Num(env, double(s.rx_frames)));
@@ -730,7 +774,7 @@ Napi::Value UserStack::Socket(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::Bind(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
-  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), &stack_)) return Num(info.Env(), -EINVAL);
   return Num(info.Env(), stack_.bind(Int(info, 0), ep));
 }
 
@@ -748,7 +792,7 @@ Napi::Value UserStack::Connect(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
   if (Int(info, 1) == 0) return Num(info.Env(), stack_.connect(Int(info, 0), ep));
-  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), &stack_)) return Num(info.Env(), -EINVAL);
   return Num(info.Env(), stack_.connect(Int(info, 0), ep));
 }
 
@@ -757,7 +801,7 @@ Napi::Value UserStack::GetSockName(const Napi::CallbackInfo& info) {
   ms::Endpoint ep;
   int r = stack_.getsockname(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
-  return EndpointValue(info.Env(), ep);
+  return EndpointValue(info.Env(), ep, &stack_);
 }
 
 Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
@@ -765,7 +809,7 @@ Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
   ms::Endpoint ep;
   int r = stack_.getpeername(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
-  return EndpointValue(info.Env(), ep);
+  return EndpointValue(info.Env(), ep, &stack_);
 }
 
 Napi::Value UserStack::Send(const Napi::CallbackInfo& info) {
@@ -794,7 +838,7 @@ Napi::Value UserStack::SendTo(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   auto buf = info[1].As<Napi::Uint8Array>();
   ms::Endpoint ep;
-  if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2))) return Num(info.Env(), -EINVAL);
+  if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2), &stack_)) return Num(info.Env(), -EINVAL);
   return Num(info.Env(), double(stack_.sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
 }
 
@@ -833,7 +877,7 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
   if (n < 0) return Num(env, double(n));
   Napi::Array r = Napi::Array::New(env, 5);
   r.Set(uint32_t(0), b);
-  Napi::Array ep = EndpointValue(env, from).As<Napi::Array>();
+  Napi::Array ep = EndpointValue(env, from, &stack_).As<Napi::Array>();
   r.Set(uint32_t(1), ep.Get(uint32_t(0)));
   r.Set(uint32_t(2), ep.Get(uint32_t(1)));
   r.Set(uint32_t(3), ep.Get(uint32_t(2)));
@@ -881,6 +925,24 @@ Napi::Value UserStack::GetSockOpt(const Napi::CallbackInfo& info) {
 
 Napi::Value UserStack::Membership(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
+  if (Int(info, 1) == AF_INET6) {
+    bool add6 = info[2].As<Napi::Boolean>().Value();
+    ms::IpAddr g6;
+    if (!ParseAddr(info[3].As<Napi::String>().Utf8Value(), &g6, &stack_) || g6.family != 6) return Num(info.Env(), -EINVAL);
+    std::string ifs6 = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+    int ifx = int(g6.scope);
+    if (!ifs6.empty()) {
+      // an interface address (with or without a zone) or a bare zone ('%eth0', 'eth0')
+      ms::IpAddr ia;
+      std::string z = ifs6[0] == '%' ? "::" + ifs6 : ifs6;
+      if (ParseAddr(z, &ia, &stack_) && ia.scope) ifx = int(ia.scope);
+      else if (ParseAddr("::%" + ifs6, &ia, &stack_) && ia.scope) ifx = int(ia.scope);
+    }
+    uint8_t mreq6[20] = {0};
+    std::memcpy(mreq6, g6.b, 16);
+    std::memcpy(mreq6 + 16, &ifx, 4);
+    return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IPV6, add6 ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, mreq6, sizeof(mreq6)));
+  }
   if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
   bool add = info[2].As<Napi::Boolean>().Value();
   ms::IpAddr group, iface;
@@ -921,7 +983,7 @@ Napi::Value UserStack::UnrefSocket(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr dst;
-  if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
+  if (!ParseAddr(info[0].As<Napi::String>().Utf8Value(), &dst, &stack_)) return Num(info.Env(), -EINVAL);
   uint16_t idseq[2] = {0, 0};
   int r = stack_.ping(dst, size_t(Int(info, 1)), idseq);
   if (r < 0) return Num(info.Env(), r);
@@ -981,6 +1043,22 @@ Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
                 {"timeouts", s.tcp.timeouts}, {"sackRecoveries", s.tcp.sack_recoveries}, {"ofoQueued", s.tcp.ofo_queued},
                 {"challengeAcks", s.tcp.challenge_acks}, {"pawsDrops", s.tcp.paws_drops}, {"zeroWindowProbes", s.tcp.zero_window_probes},
                 {"keepaliveProbes", s.tcp.keepalive_probes}});
+  group("ip6", {{"inReceives", s.ip6.in_receives}, {"inHdrErrors", s.ip6.in_hdr_errors}, {"inTruncated", s.ip6.in_truncated},
+                {"inAddrErrors", s.ip6.in_addr_errors}, {"inUnknownProtos", s.ip6.in_unknown_protos}, {"inDelivers", s.ip6.in_delivers},
+                {"inDiscards", s.ip6.in_discards}, {"inMulticasts", s.ip6.in_multicasts}, {"outRequests", s.ip6.out_requests},
+                {"outNoRoutes", s.ip6.out_no_routes}, {"outDiscards", s.ip6.out_discards}, {"fragOks", s.ip6.frag_oks},
+                {"fragCreates", s.ip6.frag_creates}, {"fragFails", s.ip6.frag_fails}, {"reasmReqds", s.ip6.reasm_reqds},
+                {"reasmOks", s.ip6.reasm_oks}, {"reasmFails", s.ip6.reasm_fails}, {"reasmTimeouts", s.ip6.reasm_timeouts}});
+  group("icmp6", {{"inMsgs", s.icmp6.in_msgs}, {"inErrors", s.icmp6.in_errors}, {"inCsumErrors", s.icmp6.in_csum_errors},
+                  {"inEchos", s.icmp6.in_echos}, {"inEchoReps", s.icmp6.in_echo_reps}, {"inDestUnreachs", s.icmp6.in_dest_unreachs},
+                  {"inPktTooBigs", s.icmp6.in_pkt_too_bigs}, {"inTimeExcds", s.icmp6.in_time_excds}, {"inParmProblems", s.icmp6.in_parm_problems},
+                  {"inRouterAdverts", s.icmp6.in_router_adverts}, {"inNeighborSolicits", s.icmp6.in_neighbor_solicits},
+                  {"inNeighborAdverts", s.icmp6.in_neighbor_adverts}, {"outMsgs", s.icmp6.out_msgs}, {"outEchos", s.icmp6.out_echos},
+                  {"outEchoReps", s.icmp6.out_echo_reps}, {"outDestUnreachs", s.icmp6.out_dest_unreachs},
+                  {"outParmProblems", s.icmp6.out_parm_problems}, {"outRouterSolicits", s.icmp6.out_router_solicits},
+                  {"outNeighborSolicits", s.icmp6.out_neighbor_solicits}, {"outNeighborAdverts", s.icmp6.out_neighbor_adverts},
+                  {"outMldReports", s.icmp6.out_mld_reports}, {"ndMalformed", s.icmp6.nd_malformed},
+                  {"dadFailures", s.icmp6.dad_failures}, {"slaacAddresses", s.icmp6.slaac_addresses}});
   o.Set("socketsOpen", Num(env, double(s.sockets_open)));
   if (!fd_ifs_.empty()) {
     Napi::Object links = Napi::Object::New(env);
@@ -1005,8 +1083,8 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
     o.Set("sd", Num(env, si.sd));
     o.Set("type", Napi::String::New(env, si.type == SOCK_STREAM ? "tcp" : "udp"));
     o.Set("state", Napi::String::New(env, si.state));
-    o.Set("local", EndpointValue(env, si.local));
-    o.Set("remote", EndpointValue(env, si.remote));
+    o.Set("local", EndpointValue(env, si.local, &stack_));
+    o.Set("remote", EndpointValue(env, si.remote, &stack_));
     o.Set("sendQueue", Num(env, si.send_queue));
     o.Set("recvQueue", Num(env, si.recv_queue));
     o.Set("drops", Num(env, double(si.drops)));

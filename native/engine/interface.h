@@ -26,13 +26,15 @@ struct InterfaceConfig {
   uint32_t mtu = 1500;       // IP packet size, 68..65535
   Link* link = nullptr;      // may be set later with Stack::set_link
   bool force_checksums = false;  // compute and verify checksums even if the link offloads them
+  bool ipv6 = false;         // IPv6 from the start (link-local address, DAD); also enabled by a v6 address
+  bool slaac = false;        // solicit router advertisements, form addresses from their prefixes (RFC 4862)
 };
 
 struct InterfaceStats {
   uint64_t rx_frames = 0, rx_bytes = 0, tx_frames = 0, tx_bytes = 0;
   uint64_t rx_malformed = 0;       // shorter than a header, 802.3/LLC
   uint64_t rx_not_for_us = 0;      // unicast to another MAC, multicast group not joined
-  uint64_t rx_unknown_type = 0;    // ethertype neither IPv4 nor ARP (IPv6 counted here for now)
+  uint64_t rx_unknown_type = 0;    // ethertype neither IPv4, IPv6 nor ARP (IPv6 counted here while disabled)
   uint64_t tx_no_link = 0;         // no link attached
   uint64_t tx_too_big = 0;
   uint64_t impair_lost = 0, impair_duplicated = 0, impair_reordered = 0, impair_corrupted = 0;
@@ -42,6 +44,13 @@ struct InterfaceStats {
 struct IfAddr {
   IpAddr addr;
   uint8_t prefix = 0;
+  // IPv6 (RFC 4862): a tentative address is not used until duplicate address detection ends
+  bool tentative = false;
+  bool autoconf = false;     // formed by SLAAC from a router advertisement
+  uint8_t dad_left = 0;      // neighbour solicitations still to send
+  Micros dad_timer = kNever; // next solicitation, or the end of detection
+  Micros valid_until = kNever;
+  uint8_t dad_counter = 0;   // RFC 7217: attempts for this prefix so far
 };
 
 /** internal to the engine; the binding uses Stack's methods */
@@ -72,6 +81,19 @@ struct Interface {
     return false;
   }
   bool accepts_mac(const MacAddr& m) const;
+
+  // IPv6 (stack_ip6.cc)
+  bool v6 = false;            // IPv6 enabled: link-local address, all-nodes group
+  bool slaac = false;
+  uint8_t hop_limit = 64;     // from router advertisements (cur hop limit)
+  uint32_t link_mtu = 1500;   // the configured MTU (an RA's MTU option may lower mtu, never raise it beyond this)
+  uint8_t rs_left = 0;        // router solicitations still to send
+  Micros rs_timer = kNever;
+  std::vector<IpAddr> dad_failed;  // SLAAC addresses given up after a conflict (bounded: 16), not formed again
+  bool joined6(const uint8_t* group16) const {
+    for (auto& g : groups) if (g.group.family == 6 && std::memcmp(g.group.b, group16, 16) == 0) return true;
+    return false;
+  }
 };
 
 }  // namespace ms

@@ -20,6 +20,7 @@ struct NeighbourConfig {
   uint32_t failed_hold_ms = 3000;     // sends to a failed destination fail at once meanwhile
   uint32_t queue_packets = 64;        // packets held per unresolved destination
   uint32_t queue_bytes = 212992;      // as Linux unres_qlen_bytes
+  uint32_t delay_first_probe_ms = 5000;  // NDP: DELAY_FIRST_PROBE_TIME
 };
 
 struct NeighbourKey {
@@ -39,7 +40,8 @@ struct NeighbourKeyHash {
 };
 
 struct Neighbour {
-  enum State : uint8_t { Incomplete, Reachable, Probe, Failed };
+  // ARP uses Incomplete, Reachable, Probe, Failed; NDP (RFC 4861 7.3.2) adds Stale and Delay
+  enum State : uint8_t { Incomplete, Reachable, Probe, Failed, Stale, Delay };
   NeighbourKey key;
   State state = Incomplete;
   uint8_t probes = 0;

@@ -15,6 +15,9 @@ namespace ms {
 Stack::Stack(const StackConfig& cfg)
     : cfg_(cfg), rng_(cfg.seed), neigh_(cfg.neighbour), reasm_(cfg.reassembly) {
   ping_id_ = uint16_t(rng_.next());
+  bool zero = true;
+  for (uint8_t b : cfg_.stable_secret) if (b) zero = false;
+  if (zero) for (auto& b : cfg_.stable_secret) b = uint8_t(rng_.next());
   ip_id_ = uint16_t(rng_.next());
   icmp_tokens_ = cfg_.icmp_burst;
 }
@@ -38,8 +41,11 @@ int Stack::add_interface(const InterfaceConfig& c) {
   ifp->mtu = c.mtu;
   ifp->link = c.link;
   ifp->force_checksums = c.force_checksums;
+  ifp->link_mtu = c.mtu;
   ifs_.push_back(std::move(ifp));
-  return int(ifs_.size());
+  int ifindex = int(ifs_.size());
+  if (c.ipv6 || c.slaac) enable_ipv6(ifindex, c.slaac);
+  return ifindex;
 }
 
 int Stack::set_link(int ifindex, Link* link) {
@@ -54,6 +60,7 @@ int Stack::set_mtu(int ifindex, uint32_t mtu) {
   if (!ifp) return -ENODEV;
   if (mtu < 68 || mtu > 65535) return -EINVAL;
   ifp->mtu = mtu;
+  ifp->link_mtu = mtu;
   rc_gen_ = 0;
   return 0;
 }
@@ -65,10 +72,14 @@ int Stack::add_address(int ifindex, const IpAddr& addr, uint8_t prefix) {
   if (!ifp) return -ENODEV;
   if ((addr.family != 4 && addr.family != 6) || prefix > addr.size() * 8 || addr.is_unspecified()) return -EINVAL;
   if (addr.family == 4 && (addr.b[0] >= 224 || addr.b[0] == 127)) return -EINVAL;
+  if (addr.family == 6) return add_address6(ifp, addr, prefix, false, kNever);
   for (auto& i : ifs_)
     for (auto& a : i->addrs)
       if (a.addr == addr) return -EEXIST;
-  ifp->addrs.push_back({addr, prefix});
+  IfAddr x;
+  x.addr = addr;
+  x.prefix = prefix;
+  ifp->addrs.push_back(x);
   if (prefix < addr.size() * 8) {
     Route r;
     r.dst = prefix_network(addr, prefix);
@@ -93,6 +104,7 @@ int Stack::remove_address(int ifindex, const IpAddr& addr) {
   for (size_t i = 0; i < ifp->addrs.size(); i++) {
     if (ifp->addrs[i].addr == addr) {
       uint8_t prefix = ifp->addrs[i].prefix;
+      if (addr.family == 6) { dad_failed(ifp, ifp->addrs[i].addr); stats_.icmp6.dad_failures--; return 0; }
       ifp->addrs.erase(ifp->addrs.begin() + long(i));
       routes_.remove_connected(ifindex, prefix_network(addr, prefix), prefix);
       rc_gen_ = 0;
@@ -113,10 +125,20 @@ int Stack::add_route(const IpAddr& dst, uint8_t prefix, const IpAddr& gateway, i
   r.metric = metric;
   if (gateway.is_set() && !gateway.is_unspecified()) {
     r.gateway = gateway;
+    r.gateway.scope = 0;
     if (!ifindex) {
       // the gateway must be on-link: a connected route holds it
       for (auto& e : routes_.routes())
         if (!e.gateway.is_set() && prefix_match(e.dst, gateway, e.prefix)) { ifindex = e.ifindex; break; }
+      if (!ifindex && gateway.family == 6 && gateway.b[0] == 0xfe && (gateway.b[1] & 0xc0) == 0x80) {
+        // a link-local router: its zone, or the only IPv6 interface
+        if (gateway.scope && iface(int(gateway.scope))) ifindex = int(gateway.scope);
+        else {
+          int n = 0;
+          for (auto& i : ifs_) if (i->v6) { ifindex = i->index; n++; }
+          if (n != 1) return -EINVAL;
+        }
+      }
       if (!ifindex) return -ENETUNREACH;
     }
   } else {
@@ -170,7 +192,7 @@ const Interface* Stack::interface(int ifindex) const {
 
 bool Stack::neighbour_lookup(int ifindex, const IpAddr& addr, MacAddr* mac) {
   Neighbour* n = neigh_.find({addr, ifindex});
-  if (!n || (n->state != Neighbour::Reachable && n->state != Neighbour::Probe)) return false;
+  if (!n || n->state == Neighbour::Incomplete || n->state == Neighbour::Failed) return false;
   if (mac) *mac = n->mac;
   return true;
 }
@@ -222,6 +244,8 @@ void Stack::poll(Micros now) {
   set_now(now);
   if (closed_) return;
   arp_poll();
+  ndp_poll();
+  if (!reasm6_.empty()) reasm6_poll();
   reasm_.expire(now_, [this](const uint8_t* orig, size_t len) {
     icmp_send_error(wire::kIcmpTimeExceeded, 1, orig, len);
   });
@@ -236,7 +260,8 @@ void Stack::poll(Micros now) {
 Micros Stack::poll_at() const {
   if (closed_) return kNever;
   if (loopback_head_ < loopback_.size() || !tcp_failed_.empty()) return now_;
-  Micros t = neigh_.next_timer();
+  Micros t = std::min(neigh_.next_timer(), nd_next_);
+  for (auto& f : reasm6_) t = std::min(t, f.created + Micros(cfg_.reasm6_timeout_ms) * 1000);
   if (reasm_.in_progress()) t = std::min(t, reasm_.next_deadline());
   for (auto& ifp : ifs_)
     if (!ifp->delayed.empty()) t = std::min(t, ifp->delayed.front().due);
@@ -262,13 +287,14 @@ int Stack::alloc_sd(uint8_t kind, void* p) {
 int Stack::socket(int domain, int type, int protocol) {
   Entry guard(this);
   if (closed_) return -ENETDOWN;
-  if (domain == AF_INET6) return -EAFNOSUPPORT;  // IPv6 datapath not yet
-  if (domain != AF_INET) return -EAFNOSUPPORT;
+  if (domain != AF_INET && domain != AF_INET6) return -EAFNOSUPPORT;
+  const uint8_t fam = domain == AF_INET6 ? 6 : 4;
   type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (type == SOCK_DGRAM) {
     if (protocol != 0 && protocol != IPPROTO_UDP) return -EPROTONOSUPPORT;
     auto* s = new UdpSocket;
-    s->local.addr.family = 4;
+    s->family = fam;
+    s->local.addr.family = fam;
     s->ttl = cfg_.default_ttl;
     s->sd = alloc_sd(kUdp, s);
     udp_count_++;
@@ -278,7 +304,7 @@ int Stack::socket(int domain, int type, int protocol) {
   if (type == SOCK_STREAM) {
     if (protocol != 0 && protocol != IPPROTO_TCP) return -EPROTONOSUPPORT;
 #if MS_HAVE_TCP
-    return tcp_socket();
+    return tcp_socket(fam);
 #else
     return -EPROTONOSUPPORT;
 #endif
@@ -294,10 +320,20 @@ int Stack::bind(int sd, const Endpoint& ep) {
   if (sl->kind == kUdp) {
     auto* s = static_cast<UdpSocket*>(sl->p);
     if (s->bound) return -EINVAL;
-    if (ep.addr.family != 4 && ep.addr.family != 0) return -EAFNOSUPPORT;
+    if (ep.addr.family != s->family && ep.addr.family != 0) return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
     IpAddr a = ep.addr;
-    if (!a.family) a.family = 4;
-    if (!a.is_unspecified() && !is_local_v4(a.b) && !is_broadcast_v4(a.b) && !(a.b[0] >= 224 && a.b[0] < 240)) return -EADDRNOTAVAIL;
+    if (!a.family) a.family = s->family;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (a.family == 6 && std::memcmp(a.b, mapped, 12) == 0) {
+      const uint8_t* v = a.b + 12;
+      if (s->v6only) return -EINVAL;
+      const bool zero = !(v[0] | v[1] | v[2] | v[3]);
+      if (!zero && !is_local_v4(v) && !is_broadcast_v4(v) && !(v[0] >= 224 && v[0] < 240)) return -EADDRNOTAVAIL;
+    } else if (a.family == 6) {
+      if (!a.is_unspecified() && !is_local_v6(a.b, true) && a.b[0] != 0xff) return -EADDRNOTAVAIL;
+    } else if (!a.is_unspecified() && !is_local_v4(a.b) && !is_broadcast_v4(a.b) && !(a.b[0] >= 224 && a.b[0] < 240)) {
+      return -EADDRNOTAVAIL;
+    }
     int r = udp_bind(s, a, ep.port);
     if (r < 0) return r;
     s->addr_locked = !a.is_unspecified();
@@ -629,6 +665,11 @@ void Stack::close() {
 #endif
   neigh_.clear();
   reasm_.clear();
+  std::vector<Frag6>().swap(reasm6_);
+  reasm6_bytes_ = 0;
+  std::vector<PmtuEntry>().swap(pmtu_);
+  std::vector<Router>().swap(routers_);
+  nd_next_ = kNever;
   std::vector<PacketBuf>().swap(loopback_);
   loopback_head_ = 0;
   std::vector<PendingPing>().swap(pings_);

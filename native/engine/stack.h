@@ -45,6 +45,20 @@ struct StackConfig {
   uint16_t ephemeral_low = 32768, ephemeral_high = 60999;  // as Linux ip_local_port_range
   uint32_t loopback_queue = 4096;  // packets to local addresses waiting for delivery
   uint32_t loopback_budget = 1024; // delivered per call before returning (the rest: poll_at() == now)
+  // IPv6
+  bool dad = true;                 // duplicate address detection (RFC 4862 5.4); tests may turn it off
+  uint8_t dad_transmits = 1;       // DupAddrDetectTransmits
+  uint32_t retrans_timer_ms = 1000;  // RetransTimer: between solicitations
+  uint32_t pmtu_entries = 64;      // path MTU cache (per destination, RFC 8201)
+  uint32_t pmtu_expire_ms = 600000;
+  uint32_t max_autoconf = 16;      // SLAAC addresses per interface
+  // SLAAC interface identifiers: false, modified EUI-64 from the MAC; true, RFC 7217 stable
+  // opaque identifiers F(prefix, interface, DAD counter, secret) (SipHash-2-4 as F)
+  bool stable_iids = false;
+  uint8_t stable_secret[16] = {};  // all zero: drawn from the stack's Rng (stable per seed only)
+  uint32_t max_routers = 8;        // default routers learnt from advertisements
+  uint32_t reasm6_datagrams = 32;  // IPv6 datagrams being reassembled
+  uint32_t reasm6_timeout_ms = 60000;
 };
 
 struct EthStats { uint64_t in_frames = 0, malformed = 0, not_for_us = 0, unknown_type = 0, out_frames = 0, out_no_link = 0; };
@@ -65,12 +79,30 @@ struct IcmpStats {
   uint64_t in_time_excds = 0, in_other = 0;
   uint64_t out_msgs = 0, out_echos = 0, out_echo_reps = 0, out_dest_unreachs = 0, out_time_excds = 0, out_rate_limited = 0;
 };
+struct Ip6Stats {
+  uint64_t in_receives = 0, in_hdr_errors = 0, in_truncated = 0, in_addr_errors = 0, in_unknown_protos = 0;
+  uint64_t in_delivers = 0, in_discards = 0, in_multicasts = 0, in_hop_limit_exceeded = 0;
+  uint64_t out_requests = 0, out_no_routes = 0, out_discards = 0, out_loopback = 0;
+  uint64_t frag_oks = 0, frag_fails = 0, frag_creates = 0;
+  uint64_t reasm_reqds = 0, reasm_oks = 0, reasm_fails = 0, reasm_timeouts = 0, reasm_overlaps = 0;
+};
+struct Icmp6Stats {
+  uint64_t in_msgs = 0, in_errors = 0, in_csum_errors = 0, in_echos = 0, in_echo_reps = 0;
+  uint64_t in_dest_unreachs = 0, in_pkt_too_bigs = 0, in_time_excds = 0, in_parm_problems = 0;
+  uint64_t in_router_adverts = 0, in_neighbor_solicits = 0, in_neighbor_adverts = 0, in_mld_queries = 0, in_other = 0;
+  uint64_t out_msgs = 0, out_echos = 0, out_echo_reps = 0, out_dest_unreachs = 0, out_time_excds = 0;
+  uint64_t out_parm_problems = 0, out_rate_limited = 0;
+  uint64_t out_router_solicits = 0, out_neighbor_solicits = 0, out_neighbor_adverts = 0, out_mld_reports = 0;
+  uint64_t nd_malformed = 0, dad_failures = 0, slaac_addresses = 0;
+};
 /** counters per protocol, like netstat -s */
 struct StackStats {
   EthStats eth;
   ArpStats arp;
   IpStats ip;
   IcmpStats icmp;
+  Ip6Stats ip6;
+  Icmp6Stats icmp6;
   UdpStats udp;
   TcpStats tcp;
   uint64_t sockets_open = 0;
@@ -121,6 +153,13 @@ class Stack final : public TcpHost {
       interface whose subnet holds the gateway. -ENETUNREACH if the gateway is not on-link */
   int add_route(const IpAddr& dst, uint8_t prefix, const IpAddr& gateway, int ifindex = 0, uint32_t metric = 0);
   int remove_route(const IpAddr& dst, uint8_t prefix);
+  /** IPv6 on the interface: link-local address from the MAC (EUI-64), all-nodes group, DAD,
+      router solicitations when slaac. Idempotent; add_address of a v6 address calls it */
+  int enable_ipv6(int ifindex, bool slaac);
+  /** the address is usable (IPv4, or IPv6 past duplicate address detection) */
+  bool address_ready(const IpAddr& addr) const;
+  /** the path MTU known for dst (0: none cached) */
+  uint32_t path_mtu(const IpAddr& dst) const;
   int set_impair(int ifindex, const Impair& im);
   /** capture every frame in and out of the interface to a pcap file; nullptr stops */
   int set_capture(int ifindex, const char* path);
@@ -180,7 +219,7 @@ class Stack final : public TcpHost {
   const StackStats& stats();
   std::vector<SocketInfo> sockets();
   size_t neighbour_count() const { return neigh_.size(); }
-  /** the MAC cached for addr on ifindex (true if reachable/probing) */
+  /** the MAC cached for addr on ifindex (true once resolved: reachable, stale, delay or probing) */
   bool neighbour_lookup(int ifindex, const IpAddr& addr, MacAddr* mac);
 
   /** end every socket: TCP connections are reset (RST to the peer), the sink hears of every
@@ -263,14 +302,52 @@ class Stack final : public TcpHost {
   void icmp_send_error(uint8_t type, uint8_t code, const uint8_t* orig, size_t orig_len, uint32_t extra = 0);
   bool icmp_rate_allow();
   void ping_poll();
+  int ping6(const IpAddr& dst, size_t payload, uint16_t* id_seq_out);
   void ping_report(const PingResult& r);
+
+  // IPv6 (stack_ip6.cc)
+  void ip6_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
+  void ip6_upper(Interface* ifp, const uint8_t* p, size_t len, size_t off, uint8_t nh, size_t nh_field, bool verify, bool mcast);
+  int route_v6(const IpAddr& dst, int ifindex_hint, RouteResult* out);
+  int ip6_output(const IpAddr& src, const IpAddr& dst, uint8_t nh, PacketBuf& pkt, const TxOpts& o);
+  int ip6_fragment(Interface* ifp, const IpAddr& next_hop, bool mcast, PacketBuf& pkt, uint32_t mtu);
+  void ip6_deliver_reassembled(Interface* ifp, const uint8_t* p, size_t len, size_t frag_off, bool verify, bool mcast);
+  void reasm6_poll();
+  bool is_local_v6(const uint8_t* a, bool include_tentative = false) const;
+  const IfAddr* v6_source(const Interface* ifp, const IpAddr& dst) const;
+  void icmp6_input(Interface* ifp, const uint8_t* ip, const uint8_t* p, size_t len, bool verify, bool mcast);
+  void icmp6_error_input(uint8_t type, uint8_t code, uint32_t info, const uint8_t* inner, size_t len);
+  void icmp6_send_error(uint8_t type, uint8_t code, uint32_t info, const uint8_t* orig, size_t orig_len, bool even_mcast = false);
+  void icmp6_send(Interface* ifp, const IpAddr& src, const IpAddr& dst, PacketBuf& b, uint8_t hop_limit, bool router_alert = false);
+  void ndp_input(Interface* ifp, const uint8_t* ip, const uint8_t* p, size_t len);
+  void ndp_send_ns(Interface* ifp, const IpAddr& target, bool unicast, const MacAddr* mac, bool dad);
+  void ndp_send_na(Interface* ifp, const IpAddr& target, const IpAddr& dst, bool solicited);
+  void ndp_send_rs(Interface* ifp);
+  void ndp_ra_input(Interface* ifp, const uint8_t* ip, const uint8_t* p, size_t len);
+  void ndp_neighbour_update(Interface* ifp, const IpAddr& addr, const MacAddr& mac, bool solicited, bool override, bool is_na);
+  void ndp_probe(Interface* ifp, Neighbour* n, bool unicast);
+  void ndp_poll();
+  void dad_failed(Interface* ifp, IpAddr addr);
+  int add_address6(Interface* ifp, const IpAddr& addr, uint8_t prefix, bool autoconf, Micros valid_until, uint8_t dad_counter = 0);
+  void slaac_iid(const Interface* ifp, const IpAddr& prefix, uint8_t dad_counter, uint8_t* out8) const;
+  void mld_join(Interface* ifp, const IpAddr& group);
+  void mld_leave(Interface* ifp, const IpAddr& group);
+  void mld_report(Interface* ifp, const IpAddr* groups, size_t n, uint8_t record_type);
+  void pmtu_update(const IpAddr& dst, uint32_t mtu);
+  void v6_neigh_failed_packet(const PacketBuf& pkt);
+  void neigh_probe(Interface* ifp, Neighbour* n, bool unicast) {
+    if (n->key.addr.family == 6) ndp_probe(ifp, n, unicast); else arp_probe(ifp, n, unicast);
+  }
 
   // IGMP
   void igmp_send(Interface* ifp, uint8_t type, const uint8_t* group4);
   void igmp_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
 
   // UDP
-  void udp_input(Interface* ifp, const wire::Ipv4Header& h, const uint8_t* ip, const uint8_t* p, size_t len, bool verify, bool bcast_or_mcast);
+  /** ip/ip_len: the whole IP packet (quoted in a port unreachable) */
+  void udp_input(Interface* ifp, const IpAddr& src, const IpAddr& dst, const uint8_t* ip, size_t ip_len, const uint8_t* p, size_t len, bool verify, bool bcast_or_mcast);
+  void udp_error_addr(const IpAddr& local, uint16_t sport, const IpAddr& remote, uint16_t dport, int err);
+  bool udp_local_match(const UdpSocket* s, const IpAddr& dst) const;
   bool udp_enqueue(UdpSocket* s, const IpAddr& src, uint16_t sport, const uint8_t* data, size_t len);
   int udp_bind(UdpSocket* s, const IpAddr& addr, uint16_t port);
   int udp_autobind(UdpSocket* s);
@@ -280,6 +357,7 @@ class Stack final : public TcpHost {
   UdpSocket* udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport);
   void udp_error(const uint8_t* inner_ip, size_t len, int err, bool fatal);
   long udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to);
+  long udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoint& dst);
   long udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from);
   int udp_setsockopt(UdpSocket* s, int level, int name, const void* val, size_t len);
   int udp_getsockopt(UdpSocket* s, int level, int name, void* val, size_t* len);
@@ -287,12 +365,12 @@ class Stack final : public TcpHost {
   int mcast_join(UdpSocket* s, const IpAddr& group, const IpAddr& ifaddr, bool join);
 
   // TCP
-  void tcp_input(const wire::Ipv4Header& h, const uint8_t* p, size_t len, bool verify);
+  void tcp_input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size_t len, bool verify);
   void tcp_icmp_error(const uint8_t* inner, size_t len, uint8_t type, uint8_t code, uint32_t info);
   void tcp_neighbour_failed(const IpAddr& dst);
 #if MS_HAVE_TCP
   TcpLayer* tcp();  // created on first use
-  int tcp_socket();
+  int tcp_socket(uint8_t family);
   int tcp_bind(Slot* sl, const Endpoint& ep);
   int tcp_listen(Slot* sl, int backlog);
   int tcp_accept(Slot* sl, Endpoint* peer);
@@ -354,6 +432,28 @@ class Stack final : public TcpHost {
   void* ping_ctx_ = nullptr;
 
   std::vector<IpAddr> tcp_failed_;  // neighbour failures to report to TCP on the way out
+
+  // IPv6 state
+  struct PmtuEntry { IpAddr dst; uint32_t mtu; Micros expires; };
+  std::vector<PmtuEntry> pmtu_;  // bounded by cfg_.pmtu_entries, oldest replaced
+  struct Router { IpAddr addr; int ifindex; Micros expires; };
+  std::vector<Router> routers_;  // bounded by cfg_.max_routers
+  struct Frag6 {
+    IpAddr src, dst;
+    uint32_t id = 0;
+    int ifindex = 0;
+    Micros created = 0;
+    std::vector<uint8_t> head;       // unfragmentable part of the first fragment (IPv6 header + extension headers)
+    uint8_t nh = 0;                  // next header after the fragment header (from the first fragment)
+    bool have_first = false, have_last = false;
+    uint32_t total = 0;              // fragmentable part length once the last fragment arrived
+    std::vector<uint8_t> data;       // fragmentable part, grown as fragments arrive (<= 65535)
+    std::vector<std::pair<uint32_t, uint32_t>> ranges;  // sorted, disjoint [start, end), at most 64
+  };
+  std::vector<Frag6> reasm6_;
+  size_t reasm6_bytes_ = 0;
+  uint32_t frag6_id_ = 0;
+  Micros nd_next_ = kNever;  // the next DAD / router solicitation / router expiry timer
   StackStats stats_;
 };
 

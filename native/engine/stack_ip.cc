@@ -39,11 +39,9 @@ bool Stack::is_broadcast_v4(const uint8_t* a) const {
 bool Stack::is_local_address(const IpAddr& a) const {
   if (a.family == 4) return is_local_v4(a.b);
   if (a.family == 6) {
-    for (auto& ifp : ifs_)
-      for (auto& x : ifp->addrs)
-        if (x.addr == a) return true;
-    static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    return std::memcmp(a.b, lo6, 16) == 0;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a.b, mapped, 12) == 0) return is_local_v4(a.b + 12);  // ::ffff:a.b.c.d
+    return is_local_v6(a.b);
   }
   return false;
 }
@@ -101,10 +99,10 @@ void Stack::ip_deliver(Interface* ifp, const wire::Ipv4Header& h, const uint8_t*
   size_t plen = size_t(h.total_len) - h.header_len;
   stats_.ip.in_delivers++;
   switch (h.proto) {
-    case wire::kProtoUdp: udp_input(ifp, h, p, payload, plen, verify, bcast_or_mcast); break;
+    case wire::kProtoUdp: udp_input(ifp, IpAddr::v4_bytes(h.src), IpAddr::v4_bytes(h.dst), p, h.total_len, payload, plen, verify, bcast_or_mcast); break;
     case wire::kProtoTcp:
       if (bcast_or_mcast) { stats_.ip.in_addr_errors++; break; }
-      tcp_input(h, payload, plen, verify);
+      tcp_input(IpAddr::v4_bytes(h.src), IpAddr::v4_bytes(h.dst), payload, plen, verify);
       break;
     case wire::kProtoIcmp: icmp_input(ifp, h, payload, plen, verify, bcast_or_mcast); break;
     case wire::kProtoIgmp: igmp_input(ifp, payload, plen, verify); break;
@@ -183,7 +181,18 @@ int Stack::route_v4(const IpAddr& dst, int ifindex_hint, RouteResult* out) {
 
 int Stack::route(const IpAddr& dst, RouteInfo* out) {
   RouteResult r;
-  int e = route_v4(dst, 0, &r);
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  bool v4m = dst.family == 6 && std::memcmp(dst.b, mapped, 12) == 0;
+  int e;
+  if (v4m) {
+    // a dual-stack socket talking to an IPv4 peer (::ffff:a.b.c.d): route as IPv4, answer mapped
+    e = route_v4(IpAddr::v4_bytes(dst.b + 12), 0, &r);
+    if (e == 0) { IpAddr m; m.family = 6; std::memcpy(m.b, mapped, 12); std::memcpy(m.b + 12, r.src.b, 4); r.src = m; }
+  } else if (dst.family == 6) {
+    e = route_v6(dst, int(dst.scope), &r);
+  } else {
+    e = route_v4(dst, 0, &r);
+  }
   if (e < 0) return e;
   if (r.broadcast) return -ENETUNREACH;
   out->src = r.src;
@@ -277,7 +286,8 @@ int Stack::ip_fragment(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt, u
 void Stack::loopback_deliver(size_t budget) {
   while (loopback_head_ < loopback_.size() && budget--) {
     PacketBuf pkt = std::move(loopback_[loopback_head_++]);
-    ip_input(nullptr, pkt.data(), pkt.size(), false);  // may append to loopback_
+    if (pkt.size() && (pkt.data()[0] >> 4) == 6) ip6_input(nullptr, pkt.data(), pkt.size(), false);
+    else ip_input(nullptr, pkt.data(), pkt.size(), false);  // may append to loopback_
   }
   if (loopback_head_ == loopback_.size()) {
     loopback_.clear();
@@ -477,6 +487,7 @@ void Stack::igmp_input(Interface* ifp, const uint8_t* p, size_t len, bool verify
 int Stack::ping(const IpAddr& dst, size_t payload, uint16_t* id_seq_out) {
   Entry guard(this);
   if (closed_) return -ENETDOWN;
+  if (dst.family == 6) return ping6(dst, payload, id_seq_out);
   if (dst.family != 4) return -EAFNOSUPPORT;
   if (payload > 65535 - wire::kIpv4Header - wire::kIcmpHeader) return -EMSGSIZE;
   if (pings_.size() >= 1024) return -ENOBUFS;

@@ -37,6 +37,9 @@ void Stack::input(int ifindex, const uint8_t* frame, size_t len) {
   switch (eh.ethertype) {
     case wire::kEtherIpv4: ip_input(ifp, p, n, !ifp->offload()); break;
     case wire::kEtherArp: arp_input(ifp, p, n); break;
+    case wire::kEtherIpv6:
+      if (ifp->v6) { ip6_input(ifp, p, n, !ifp->offload()); break; }
+      [[fallthrough]];
     default:
       ifp->stats.rx_unknown_type++;
       stats_.eth.unknown_type++;
@@ -213,7 +216,23 @@ void Stack::arp_input(Interface* ifp, const uint8_t* p, size_t len) {
 int Stack::neigh_output(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt) {
   NeighbourKey k{next_hop, ifp->index};
   Neighbour* n = neigh_.find(k);
+  const uint16_t etype = next_hop.family == 6 ? wire::kEtherIpv6 : wire::kEtherIpv4;
   if (n) {
+    if (next_hop.family == 6) {
+      // RFC 4861 7.3.3: a stale entry is used, and probed after DELAY_FIRST_PROBE_TIME
+      if (n->state == Neighbour::Reachable && now_ - n->confirmed > Micros(neigh_.config().reachable_ms) * 1000)
+        n->state = Neighbour::Stale;
+      if (n->state == Neighbour::Stale) {
+        n->state = Neighbour::Delay;
+        n->probes = 0;
+        n->timer = now_ + Micros(neigh_.config().delay_first_probe_ms) * 1000;
+        neigh_.note_timer(n->timer);
+      }
+      if (n->state == Neighbour::Reachable || n->state == Neighbour::Delay || n->state == Neighbour::Probe) {
+        eth_output(ifp, n->mac, etype, pkt);
+        return 0;
+      }
+    }
     if (n->state == Neighbour::Reachable) {
       if (now_ - n->confirmed > Micros(neigh_.config().reachable_ms) * 1000) {
         // stale: keep using it, confirm with unicast probes
@@ -221,11 +240,11 @@ int Stack::neigh_output(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt) 
         n->probes = 0;
         arp_probe(ifp, n, true);
       }
-      eth_output(ifp, n->mac, wire::kEtherIpv4, pkt);
+      eth_output(ifp, n->mac, etype, pkt);
       return 0;
     }
     if (n->state == Neighbour::Probe) {
-      eth_output(ifp, n->mac, wire::kEtherIpv4, pkt);
+      eth_output(ifp, n->mac, etype, pkt);
       return 0;
     }
     if (n->state == Neighbour::Failed) {
@@ -251,7 +270,7 @@ int Stack::neigh_output(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt) 
   }
   n->queue_bytes += pkt.size();
   n->queue.push_back(std::move(pkt));
-  if (n->probes == 0) arp_probe(ifp, n, false);
+  if (n->probes == 0) neigh_probe(ifp, n, false);
   return 0;
 }
 
@@ -264,6 +283,7 @@ void Stack::neighbour_failed(Neighbour* n) {
   n->queue_bytes = 0;
   // what was waiting learns of the failure, as a local host unreachable would tell it
   for (auto& pkt : q) {
+    if (pkt.size() && (pkt.data()[0] >> 4) == 6) { v6_neigh_failed_packet(pkt); continue; }
     wire::Ipv4Header h;
     if (wire::parse_ipv4(pkt.data(), pkt.size(), false, &h) != wire::Ipv4Error::None) continue;
     IpAddr dst = IpAddr::v4_bytes(h.dst);
@@ -294,6 +314,16 @@ void Stack::arp_poll() {
   Micros next = kNever;
   std::vector<NeighbourKey> gone;
   for (auto& n : neigh_.entries()) {
+    if (n.state == Neighbour::Delay) {
+      if (n.timer <= now_) {  // no upper-layer confirmation came: probe (RFC 4861 7.3.3)
+        n.state = Neighbour::Probe;
+        n.probes = 0;
+        if (Interface* ifp = iface(n.key.ifindex)) ndp_probe(ifp, &n, true);
+        else n.timer = now_;
+      }
+      next = std::min(next, n.timer);
+      continue;
+    }
     if (n.state != Neighbour::Incomplete && n.state != Neighbour::Probe) continue;
     if (n.timer <= now_) {
       Interface* ifp = iface(n.key.ifindex);
@@ -302,7 +332,7 @@ void Stack::arp_poll() {
         else gone.push_back(n.key);  // a stale entry that stopped answering: resolve afresh
         continue;
       }
-      arp_probe(ifp, &n, n.state == Neighbour::Probe);
+      neigh_probe(ifp, &n, n.state == Neighbour::Probe);
     }
     next = std::min(next, n.timer);
   }

@@ -11,18 +11,30 @@
 
 namespace ms {
 
+static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 void Stack::output(const IpAddr& src, const IpAddr& dst, PacketBuf&& segment) {
   if (closed_) return;
   TxOpts o;
   o.ttl = cfg_.default_ttl;
   o.df = true;
-  int e = ip_output(src, dst, wire::kProtoTcp, segment, o);
+  int e;
+  if (dst.family == 6 && std::memcmp(dst.b, kMapped, 12) == 0) {
+    // a dual-stack socket's IPv4 peer: the checksum over the mapped pseudo-header equals the
+    // IPv4 one (the ::ffff words add one's-complement zero)
+    e = ip_output(IpAddr::v4_bytes(src.b + 12), IpAddr::v4_bytes(dst.b + 12), wire::kProtoTcp, segment, o);
+  } else if (dst.family == 6) {
+    o.ttl = 0;
+    e = ip6_output(src, dst, wire::kProtoTcp, segment, o);
+  } else {
+    e = ip_output(src, dst, wire::kProtoTcp, segment, o);
+  }
   // the neighbour is known to have failed (ARP's hold): TCP hears of it on the way out
   if (e == -EHOSTUNREACH && std::find(tcp_failed_.begin(), tcp_failed_.end(), dst) == tcp_failed_.end()) tcp_failed_.push_back(dst);
 }
 
 #if !MS_HAVE_TCP
-void Stack::tcp_input(const wire::Ipv4Header&, const uint8_t*, size_t, bool) { stats_.ip.in_unknown_protos++; }
+void Stack::tcp_input(const IpAddr&, const IpAddr&, const uint8_t*, size_t, bool) { stats_.ip.in_unknown_protos++; }
 void Stack::tcp_icmp_error(const uint8_t*, size_t, uint8_t, uint8_t, uint32_t) {}
 void Stack::tcp_neighbour_failed(const IpAddr&) {}
 void Stack::notify(TcpSocket*, uint32_t) {}
@@ -46,15 +58,16 @@ void Stack::notify(TcpSocket* s, uint32_t) {
   if (sl && sl->kind == kTcp && sl->p == s) mark(sd);
 }
 
-void Stack::tcp_input(const wire::Ipv4Header& h, const uint8_t* p, size_t len, bool verify) {
+void Stack::tcp_input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size_t len, bool verify) {
   if (verify) {
-    uint64_t acc = wire::pseudo_v4(h.src, h.dst, wire::kProtoTcp, uint16_t(len));
+    uint64_t acc = src.family == 6 ? wire::pseudo_v6(src.b, dst.b, wire::kProtoTcp, uint32_t(len))
+                                   : wire::pseudo_v4(src.b, dst.b, wire::kProtoTcp, uint16_t(len));
     if (!wire::csum_ok(wire::csum_add(acc, p, len))) {
       tcp_bad_csum_++;
       return;
     }
   }
-  tcp()->input(IpAddr::v4_bytes(h.src), IpAddr::v4_bytes(h.dst), p, len);
+  tcp()->input(src, dst, p, len);
 }
 
 void Stack::tcp_icmp_error(const uint8_t* inner, size_t len, uint8_t type, uint8_t code, uint32_t info) {
@@ -74,16 +87,21 @@ void Stack::tcp_icmp_error(const uint8_t* inner, size_t len, uint8_t type, uint8
   } else if (type != wire::kIcmpTimeExceeded) {
     return;  // parameter problem: ignored for TCP
   }
-  tcp_->icmp_error(IpAddr::v4_bytes(inner + 12), IpAddr::v4_bytes(inner + 16), inner + ihl, len - ihl, err, mtu);
+  IpAddr local = IpAddr::v4_bytes(inner + 12), remote = IpAddr::v4_bytes(inner + 16);
+  tcp_->icmp_error(local, remote, inner + ihl, len - ihl, err, mtu);
+  // or about a dual-stack socket's connection to an IPv4 peer (::ffff:a.b.c.d)
+  tcp_->icmp_error(v4_mapped(local), v4_mapped(remote), inner + ihl, len - ihl, err, mtu);
 }
 
 void Stack::tcp_neighbour_failed(const IpAddr& dst) {
-  if (tcp_) tcp_->neighbour_failed(dst);
+  if (!tcp_) return;
+  tcp_->neighbour_failed(dst);
+  if (dst.family == 4) tcp_->neighbour_failed(v4_mapped(dst));  // dual-stack sockets with IPv4 peers
 }
 
-int Stack::tcp_socket() {
+int Stack::tcp_socket(uint8_t family) {
   int sd = alloc_sd(kTcp, nullptr);
-  TcpSocket* s = tcp()->open(4, sd);
+  TcpSocket* s = tcp()->open(family, sd);
   if (!s) {
     slots_[size_t(sd)] = Slot{};
     free_sds_.push_back(sd);
@@ -95,9 +113,9 @@ int Stack::tcp_socket() {
 }
 
 int Stack::tcp_bind(Slot* sl, const Endpoint& ep) {
-  if (ep.addr.family != 4 && ep.addr.family != 0) return -EAFNOSUPPORT;
   Endpoint e = ep;
-  if (!e.addr.family) e.addr.family = 4;
+  if (!e.addr.family) e.addr.family = uint8_t(tcp_->family(sock(sl->p)));
+  if (e.addr.family != tcp_->family(sock(sl->p))) return e.addr.family == 4 ? -EINVAL : -EAFNOSUPPORT;
   return tcp_->bind(sock(sl->p), e);
 }
 
@@ -121,7 +139,7 @@ int Stack::tcp_accept(Slot* sl, Endpoint* peer) {
 }
 
 int Stack::tcp_connect(Slot* sl, const Endpoint& ep) {
-  if (ep.addr.family != 4) return ep.addr.family == 0 ? -EAFNOSUPPORT : -EAFNOSUPPORT;
+  if (ep.addr.family != tcp_->family(sock(sl->p))) return -EAFNOSUPPORT;
   return tcp_->connect(sock(sl->p), ep);
 }
 

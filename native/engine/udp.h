@@ -10,6 +10,8 @@ namespace ms {
 
 struct UdpSocket {
   int sd = -1;
+  uint8_t family = 4;    // AF_INET6 sockets: 6 (IPv4 peers appear as ::ffff:a.b.c.d unless v6only)
+  bool v6only = false;   // IPV6_V6ONLY
   Endpoint local;   // addr unspecified (family 4, zeros) when bound to the wildcard
   Endpoint remote;  // valid when connected
   bool bound = false, connected = false;
@@ -20,6 +22,8 @@ struct UdpSocket {
   bool no_check = false;  // SO_NO_CHECK: send without checksum
   uint8_t ttl = 64, tos = 0, mcast_ttl = 1;
   IpAddr mcast_if;
+  int mcast_ifindex = 0;  // IPV6_MULTICAST_IF
+  uint8_t hops6 = 0;      // IPV6_UNICAST_HOPS (0: the interface's hop limit)
   int so_error = 0;  // positive errno
   uint32_t rcvbuf = 212992, sndbuf = 212992;  // as getsockopt reports them (Linux doubles the set value)
   RecordRing rq{4096, 212992 + 65536 + 64};  // payload records; tag: port | family << 16; 16-byte address prefix

@@ -45,6 +45,8 @@ export function dgramCases(target: Target): void {
   const FAM = familyName(target);
   const UDP: dgramNs.SocketType = target.family === 6 ? 'udp6' : 'udp4';
   const WILDCARD = target.family === 6 ? '::' : '0.0.0.0';
+  /** the reference sockets (Node's own, on this machine's loopback) use the target's family */
+  const REF_LOOPBACK = target.family === 6 ? '::1' : '127.0.0.1';
   /** the largest UDP payload of one IP datagram: 65535 - 20 (IPv4 header) - 8, or 65535 - 8 for IPv6 */
   const MAX_PAYLOAD = target.family === 6 ? 65527 : 65507;
   // documentation prefixes (TEST-NET-2, 2001:db8::/32): on no interface of any side
@@ -137,8 +139,8 @@ export function dgramCases(target: Target): void {
         const { sock } = await bound(scope, S, 'server');
         const r = scope.udp(nodeDgram.createSocket(UDP), 'reference');
         // the reference: Node's own socket on this machine's loopback (not part of the target)
-        await new Promise<void>((resolve) => r.bind(0, '127.0.0.1', () => resolve()));
-        assertThrowsLikeNode(scope, 'second bind()', 'ERR_SOCKET_ALREADY_BOUND', () => sock.bind(0, S.host), () => r.bind(0, '127.0.0.1'));
+        await new Promise<void>((resolve) => r.bind(0, REF_LOOPBACK, () => resolve()));
+        assertThrowsLikeNode(scope, 'second bind()', 'ERR_SOCKET_ALREADY_BOUND', () => sock.bind(0, S.host), () => r.bind(0, REF_LOOPBACK));
       });
 
       tcase("EADDRINUSE: 'error' with code, syscall bind, address, port and message", async (scope) => {
@@ -337,15 +339,15 @@ export function dgramCases(target: Target): void {
         await Promise.all([
           new Promise<void>((resolve) => c.connect(port, S.host, () => resolve())),
           // the reference: Node's own socket on this machine's loopback (not part of the target)
-          new Promise<void>((resolve) => r.connect(refPort, '127.0.0.1', () => resolve())),
+          new Promise<void>((resolve) => r.connect(refPort, REF_LOOPBACK, () => resolve())),
         ]);
         const never = () => scope.fail(new Error('send callback called for a send that threw'));
         assertThrowsLikeNode(scope, 'send(msg, port, address, cb) when connected', 'ERR_SOCKET_DGRAM_IS_CONNECTED',
-          () => c.send('x', port, S.host, never), () => r.send('x', refPort, '127.0.0.1', never));
+          () => c.send('x', port, S.host, never), () => r.send('x', refPort, REF_LOOPBACK, never));
         assertThrowsLikeNode(scope, 'send(buf, offset, length, port, address) when connected', 'ERR_SOCKET_DGRAM_IS_CONNECTED',
-          () => c.send(Buffer.from('xy'), 0, 2, port, S.host), () => r.send(Buffer.from('xy'), 0, 2, refPort, '127.0.0.1'));
+          () => c.send(Buffer.from('xy'), 0, 2, port, S.host), () => r.send(Buffer.from('xy'), 0, 2, refPort, REF_LOOPBACK));
         assertThrowsLikeNode(scope, 'connect when connected', 'ERR_SOCKET_DGRAM_IS_CONNECTED',
-          () => c.connect(port, S.host), () => r.connect(refPort, '127.0.0.1'));
+          () => c.connect(port, S.host), () => r.connect(refPort, REF_LOOPBACK));
       });
 
       tcase('not connected: remoteAddress() and disconnect() throw ERR_SOCKET_DGRAM_NOT_CONNECTED', async (scope) => {

@@ -97,6 +97,31 @@ export const targets: Target[] = [
     };
     return t;
   })(),
+
+  // The same over IPv6: fd00::1 and fd00::2 (duplicate address detection off, so the suite
+  // does not wait for it), NDP between the stacks.
+  (() => {
+    let a: UserStack | undefined;
+    let b: UserStack | undefined;
+    const side = (s: UserStack | undefined, host: string): Side => {
+      if (!s) throw new Error('user IPv6 target: setup() has not run');
+      return { net: s.net, dgram: s.dgram, host };
+    };
+    const t: Target = {
+      name: 'user stacks on hub:// (IPv6)',
+      family: 6,
+      blackhole: 'fd00::99',
+      get server() { return side(a, 'fd00::1'); },
+      get client() { return side(b, 'fd00::2'); },
+      setup() {
+        const hub = `hub://conformance6-${process.pid}`;
+        a = newStack({ name: `conformance6-a-${process.pid}`, ipv6: { dad: false }, interfaces: [{ link: hub, ip: 'fd00::1/64' }] });
+        b = newStack({ name: `conformance6-b-${process.pid}`, ipv6: { dad: false }, interfaces: [{ link: hub, ip: 'fd00::2/64' }] });
+      },
+      teardown() { a?.close(); b?.close(); a = b = undefined; },
+    };
+    return t;
+  })(),
 ];
 
 /** `targets`, filtered by CONFORMANCE_TARGETS when it is set */

@@ -20,10 +20,22 @@ namespace ms {
 // socket option levels and names, Linux values (<sys/socket.h>, <netinet/in.h>, <netinet/tcp.h>)
 constexpr int kSolSocket = 1;     // SOL_SOCKET
 constexpr int kIpprotoTcp = 6;    // IPPROTO_TCP
+constexpr int kIpprotoIpv6 = 41, kIpv6V6only = 26;  // IPPROTO_IPV6, IPV6_V6ONLY
 constexpr int kSoReuseaddr = 2, kSoError = 4, kSoSndbuf = 7, kSoRcvbuf = 8, kSoKeepalive = 9;
 constexpr int kTcpNodelay = 1, kTcpMaxseg = 2, kTcpKeepidle = 4, kTcpKeepintvl = 5, kTcpKeepcnt = 6;
 // shutdown(2) how
 constexpr int kShutRd = 0, kShutWr = 1, kShutRdwr = 2;
+
+/** IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, RFC 4291 2.5.5.2) of dual-stack sockets */
+inline bool is_v4_mapped(const IpAddr& a) {
+  static const uint8_t m[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return a.family == 6 && std::memcmp(a.b, m, 12) == 0;
+}
+/** the peer is reached over IPv6 on the wire (an IPv6 address that is not v4-mapped) */
+inline bool ip6_wire(const IpAddr& a) { return a.family == 6 && !is_v4_mapped(a); }
+inline IpAddr v4_mapped(const IpAddr& v4) {
+  IpAddr a; a.family = 6; a.b[10] = a.b[11] = 0xff; std::memcpy(a.b + 12, v4.b, 4); return a;
+}
 
 class TcpCore;  // the implementation (tcp_internal.h)
 
@@ -71,6 +83,8 @@ class TcpLayer {
   /** kEv* readiness bits */
   uint32_t events(const TcpSocket* s) const;
   int user_id(const TcpSocket* s) const;
+  /** 4 or 6: the socket's address family (AF_INET6 sockets may talk to ::ffff:a.b.c.d peers) */
+  int family(const TcpSocket* s) const;
   /** a name for the state, like ss: "ESTAB", "SYN-SENT", ... */
   const char* state_name(const TcpSocket* s) const;
 

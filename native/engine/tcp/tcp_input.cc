@@ -20,6 +20,16 @@ void TcpCore::input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size
     return;
   }
   TcpSocket* s = find_conn(dst, seg.dport, src, seg.sport);
+  if (!s && src.family == 4 && reqs.find(make_key(dst, seg.dport, src, seg.sport)) == reqs.end() && !find_listener(dst, seg.dport)) {
+    // nothing of IPv4 wants it: a dual-stack AF_INET6 socket may (as ::ffff:a.b.c.d)
+    IpAddr ms = v4_mapped(src), md = v4_mapped(dst);
+    if (find_conn(md, seg.dport, ms, seg.sport) || reqs.find(make_key(md, seg.dport, ms, seg.sport)) != reqs.end() ||
+        find_listener(md, seg.dport)) {
+      st.in_segs--;
+      input(ms, md, p, len);
+      return;
+    }
+  }
   if (s && s->state == TcpState::TimeWait) {
     bool reopen = false;
     s->heap_refs++;
@@ -92,7 +102,7 @@ void TcpCore::syn_sent_input(TcpSocket* s, const TcpSegment& seg) {
   if (!seg.has(kSyn)) return;
   s->irs = seg.seq;
   s->rcv_nxt = seg.seq + 1;
-  s->peer_mss = seg.opt.has_mss ? std::max<uint16_t>(seg.opt.mss, 64) : (s->family == 6 ? 1220 : 536);
+  s->peer_mss = seg.opt.has_mss ? std::max<uint16_t>(seg.opt.mss, 64) : (ip6_wire(s->remote.addr) ? 1220 : 536);
   s->ws_ok = cfg.window_scale && seg.opt.has_ws;
   s->snd_wscale = s->ws_ok ? seg.opt.ws : 0;
   if (!s->ws_ok) s->rcv_wscale = 0;

@@ -96,6 +96,7 @@ struct TcpSocket {
 
   // application-visible flags
   bool nodelay = false, keepalive = false, reuseaddr = false;
+  bool v6only = false;       // IPV6_V6ONLY: an AF_INET6 listener that refuses IPv4 (::ffff:a.b.c.d) peers
   bool orphan = false;       // closed by the application; the layer frees it
   bool rd_shut = false;      // shutdown(SHUT_RD)
   bool fin_queued = false;   // shutdown(SHUT_WR)/close: FIN after the data

@@ -140,6 +140,7 @@ TcpSocket* TcpCore::find_listener(const IpAddr& l, uint16_t lp) const {
   TcpSocket* wild = nullptr;
   for (TcpSocket* s : it->second) {
     if (s->state != TcpState::Listen || s->family != l.family) continue;
+    if (s->v6only && is_v4_mapped(l)) continue;
     if (s->local.addr == l) return s;
     if (s->local.addr.is_unspecified()) wild = s;
   }
@@ -396,12 +397,12 @@ void TcpCore::setup_route(TcpSocket* s, int* err) {
   if (e) { *err = e; return; }
   s->route = r;
   s->pmtu = r.mtu ? r.mtu : 1500;
-  if (s->pmtu < 576 && s->family == 4) s->pmtu = std::max<uint32_t>(s->pmtu, 68);
+  if (s->pmtu < 576 && !ip6_wire(s->remote.addr)) s->pmtu = std::max<uint32_t>(s->pmtu, 68);
   *err = 0;
 }
 
 uint32_t TcpCore::compute_mss(const TcpSocket* s) const {
-  uint32_t hdr = (s->family == 6 ? 40 : 20) + 20;
+  uint32_t hdr = (ip6_wire(s->remote.addr) ? 40 : 20) + 20;  // a v4-mapped peer is IPv4 on the wire
   uint32_t m = s->pmtu > hdr + 8 ? s->pmtu - hdr : 8;
   m = std::min<uint32_t>(m, s->peer_mss ? s->peer_mss : 536);
   if (cfg.mss) m = std::min(m, cfg.mss);
@@ -443,7 +444,7 @@ void TcpCore::send_synack(const ReqSock& r, bool cookie) {
   uint32_t mtu = 1500;
   bool offload = false;
   if (host.route(r.raddr, &ri) == 0) { mtu = ri.mtu; offload = ri.csum_offload; }
-  uint32_t hdr = (r.raddr.family == 6 ? 40 : 20) + 20;
+  uint32_t hdr = (ip6_wire(r.raddr) ? 40 : 20) + 20;
   uint32_t adv = mtu > hdr ? mtu - hdr : 536;
   if (cfg.mss) adv = std::min(adv, cfg.mss);
   adv = std::min<uint32_t>(adv, 65535);
@@ -509,7 +510,7 @@ void TcpCore::listen_input(TcpSocket* l, const IpAddr& src, const IpAddr& dst, c
   ReqSock r{};
   r.listener = l; r.laddr = dst; r.raddr = src; r.lport = seg.dport; r.rport = seg.sport;
   r.irs = seg.seq;
-  r.peer_mss = seg.opt.has_mss ? seg.opt.mss : (src.family == 6 ? 1220 : 536);
+  r.peer_mss = seg.opt.has_mss ? seg.opt.mss : (ip6_wire(src) ? 1220 : 536);
   r.peer_wnd = seg.wnd;
   if (seg.opt.has_ws && cfg.window_scale) {
     r.ws_ok = true;
@@ -936,6 +937,12 @@ int TcpLayer::set_option(TcpSocket* s, int level, int opt, int v) {
       default: return -ENOPROTOOPT;
     }
   }
+  if (level == kIpprotoIpv6 && opt == kIpv6V6only) {
+    if (s->family != 6) return -ENOPROTOOPT;
+    if (s->bound) return -EINVAL;
+    s->v6only = v != 0;
+    return 0;
+  }
   return -ENOPROTOOPT;
 }
 
@@ -960,11 +967,13 @@ int TcpLayer::get_option(TcpSocket* s, int level, int opt, int* v) {
       default: return -ENOPROTOOPT;
     }
   }
+  if (level == kIpprotoIpv6 && opt == kIpv6V6only && s->family == 6) { *v = s->v6only; return 0; }
   return -ENOPROTOOPT;
 }
 
 uint32_t TcpLayer::events(const TcpSocket* s) const { return core_->events(s); }
 int TcpLayer::user_id(const TcpSocket* s) const { return s->user_id; }
+int TcpLayer::family(const TcpSocket* s) const { return s->family; }
 const char* TcpLayer::state_name(const TcpSocket* s) const { return tcp_state_name(s->state); }
 
 void TcpLayer::input(const IpAddr& src, const IpAddr& dst, const uint8_t* segment, size_t len) {
@@ -985,7 +994,7 @@ void TcpLayer::icmp_error(const IpAddr& local, const IpAddr& remote, const uint8
   // RFC 5927: only believe errors quoting a sequence number we have in flight
   if (seq_lt(seq, s->snd_una) || seq_gt(seq, s->snd_max)) return;
   if (err == -EMSGSIZE) {
-    uint32_t floor = s->family == 6 ? 1280 : 552;
+    uint32_t floor = ip6_wire(s->remote.addr) ? 1280 : 552;
     if (next_hop_mtu == 0) next_hop_mtu = s->pmtu > floor + 100 ? s->pmtu - 100 : floor;  // RFC 1191 plateau-ish
     if (next_hop_mtu < floor) next_hop_mtu = floor;
     if (next_hop_mtu >= s->pmtu) return;

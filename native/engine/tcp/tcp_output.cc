@@ -70,7 +70,7 @@ bool TcpCore::send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t fla
   size_t n = 0;
   bool syn = flags & kSyn;
   if (syn) {
-    uint32_t hdr = (s->family == 6 ? 40 : 20) + 20;
+    uint32_t hdr = (ip6_wire(s->remote.addr) ? 40 : 20) + 20;
     uint32_t adv = s->pmtu > hdr ? s->pmtu - hdr : 536;
     if (cfg.mss) adv = std::min(adv, cfg.mss);
     adv = std::min<uint32_t>(adv, 65535);
@@ -122,7 +122,7 @@ bool TcpCore::send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t fla
   }
   size_t hl = kHeaderLen + ((n + 3) & ~size_t(3));
   // keep the IP packet within the path MTU whatever the options took
-  uint32_t iph = s->family == 6 ? 40 : 20;
+  uint32_t iph = ip6_wire(s->remote.addr) ? 40 : 20;
   uint32_t maxpay = s->pmtu > iph + hl ? uint32_t(s->pmtu - iph - hl) : 0;
   if (len > maxpay) len = maxpay;
   if (len > s->mss) len = s->mss;

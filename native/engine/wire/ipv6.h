@@ -1,5 +1,5 @@
-// IPv6 fixed header (RFC 8200). A view only for now: the stack has no IPv6 datapath yet,
-// but addresses and tables already hold IPv6.
+// IPv6 fixed header (RFC 8200). Extension headers, ICMPv6 and NDP are handled in
+// stack_ip6.cc.
 #pragma once
 #include "../common.h"
 #include "checksum.h"
