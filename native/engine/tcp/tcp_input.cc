@@ -506,8 +506,10 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
       if (s->in_recovery && !s->sack_recovery) s->cwnd += s->mss;  // NewReno window inflation
     }
   }
-  // window update (RFC 9293 3.10.7.4, SND.WL1/WL2)
-  if (seq_lt(s->snd_wl1, seg.seq) || (s->snd_wl1 == seg.seq && seq_le(s->snd_wl2, ack))) {
+  // window update (RFC 9293 3.10.7.4, SND.WL1/WL2), and also from any ACK that advances
+  // SND.UNA, as Linux does: its window is the peer's newest, even when the segment's sequence
+  // number is old (a retransmission sent while the peer's receive window was closing)
+  if (advanced || seq_lt(s->snd_wl1, seg.seq) || (s->snd_wl1 == seg.seq && seq_le(s->snd_wl2, ack))) {
     if (new_wnd && s->snd_wnd == 0) s->persist_backoff = 0;
     s->snd_wnd = new_wnd;
     s->snd_wl1 = seg.seq;

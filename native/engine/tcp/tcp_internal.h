@@ -224,7 +224,11 @@ struct TcpSocket {
   std::vector<ReqSock*> reqs;
   TcpSocket* parent = nullptr;  // listener, while waiting in its accept queue
 
-  uint32_t send_window_end() const { return snd_una + snd_wnd; }
+  /** the right edge the peer advertised: SND.WL2 (the ACK that carried SND.WND) + SND.WND.
+      Not SND.UNA + SND.WND: an ACK that advances SND.UNA without being allowed to update the
+      window (an old retransmitted segment, SND.WL1 rule) would move the edge past what the
+      peer offered, and Linux drops data beyond its window and ignores the ACKs riding on it. */
+  uint32_t send_window_end() const { return snd_wl2 + snd_wnd; }
   uint32_t data_end() const { return snd_buf_seq + uint32_t(sbuf.size()); }
   bool synchronized() const { return state >= TcpState::Established || state == TcpState::SynReceived; }
 };
