@@ -48,6 +48,7 @@ class UserRuntime {
   void PortGone(JsHubPort* p);
 
   Napi::FunctionReference dispatcher_;
+  Napi::FunctionReference ping_handler_;
   std::unordered_map<std::string, std::unique_ptr<ms::Hub>> hubs_;
   std::vector<UserStack*> touched_;
 
@@ -89,7 +90,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   explicit UserStack(const Napi::CallbackInfo& info);
   ~UserStack() override;
 
-  ms::Stack& stack() { return stack_; }
+  ms::Stack& stack() { return *stack_; }
   int id() const { return id_; }
   bool alive() const { return alive_; }
   uint64_t serial() const { return serial_; }
@@ -99,6 +100,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   void DeliverPing(const ms::PingResult& r);
   void Enter();
   void Leave();
+  void DropRef(int sd);
 
  private:
   Napi::Value AddInterface(const Napi::CallbackInfo& info);
@@ -141,11 +143,13 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
 
   UserRuntime* rt_;
   int id_;
-  ms::Stack stack_;
+  std::unique_ptr<ms::Stack> stack_;  // null once closed
   bool alive_ = true, touched_ = false;
   uint64_t serial_ = 0;
+  friend class UserRuntime;
+  size_t rt_index_ = 0;  // position in the runtime's stacks_
   std::vector<Port> ports_;
-  std::unordered_set<int> refd_;
+  std::vector<uint8_t> refd_;  // by descriptor: 1 while the socket is referenced
   int refs_ = 0;
   int pings_out_ = 0;
   Napi::FunctionReference on_ping_;

@@ -118,10 +118,20 @@ void UserRuntime::Kick() {
   uv_idle_start(&idle_, [](uv_idle_t*) {});
 }
 
-void UserRuntime::Add(UserStack* s) { stacks_.push_back(s); by_id_[s->id()] = s; }
+void UserRuntime::Add(UserStack* s) {
+  s->rt_index_ = stacks_.size();
+  stacks_.push_back(s);
+  by_id_[s->id()] = s;
+}
 
+// O(1): the last stack takes the place of the removed one (closing n stacks is not n^2)
 void UserRuntime::Remove(UserStack* s) {
-  stacks_.erase(std::remove(stacks_.begin(), stacks_.end(), s), stacks_.end());
+  size_t i = s->rt_index_;
+  if (i < stacks_.size() && stacks_[i] == s) {
+    stacks_[i] = stacks_.back();
+    stacks_[i]->rt_index_ = i;
+    stacks_.pop_back();
+  }
   auto it = by_id_.find(s->id());
   if (it != by_id_.end() && it->second == s) by_id_.erase(it);
   events_.erase(std::remove_if(events_.begin(), events_.end(), [&](const PendingEvent& e) { return e.stack == s; }), events_.end());
@@ -317,6 +327,7 @@ static ms::StackConfig ConfigFrom(const Napi::Object& o) {
     Napi::Value cong = t.Get("congestion");
     if (cong.IsString()) tc.congestion = cong.As<Napi::String>().Utf8Value() == "newreno" ? ms::Congestion::NewReno : ms::Congestion::Cubic;
     tc.send_buffer = uint32_t(NumOpt(t, "sendBuffer", tc.send_buffer));
+    tc.send_buffer_max = uint32_t(NumOpt(t, "sendBufferMax", std::max<double>(tc.send_buffer_max, tc.send_buffer)));
     tc.receive_buffer = uint32_t(NumOpt(t, "receiveBuffer", tc.receive_buffer));
     tc.receive_buffer_max = uint32_t(NumOpt(t, "receiveBufferMax", std::max<double>(tc.receive_buffer_max, tc.receive_buffer)));
     tc.mss = uint32_t(NumOpt(t, "mss", tc.mss));
@@ -337,24 +348,24 @@ UserStack::UserStack(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<UserStack>(info),
       rt_(UserRuntime::Get(info.Env())),
       id_(Int(info, 0)),
-      stack_(ConfigFrom(info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env()))) {
+      stack_(std::make_unique<ms::Stack>(info[1].IsObject() ? ConfigFrom(info[1].As<Napi::Object>()) : ms::StackConfig())) {
   if (info[2].IsFunction()) on_ping_ = Napi::Persistent(info[2].As<Napi::Function>());
-  stack_.set_event_sink([](void* ctx, int sd, uint32_t ev) {
+  stack_->set_event_sink([](void* ctx, int sd, uint32_t ev) {
     auto* self = static_cast<UserStack*>(ctx);
     self->rt_->Event(self, sd, ev);
   }, this);
-  stack_.set_ping_handler([](void* ctx, const ms::PingResult& r) {
+  stack_->set_ping_handler([](void* ctx, const ms::PingResult& r) {
     auto* self = static_cast<UserStack*>(ctx);
     self->rt_->AddPing(self, r);
   }, this);
-  stack_.set_now(rt_->Now());
+  stack_->set_now(rt_->Now());
   rt_->Add(this);
 }
 
 UserStack::~UserStack() { CloseStack(); }
 
 void UserStack::Enter() {
-  stack_.set_now(rt_->Now());
+  stack_->set_now(rt_->Now());
 }
 
 void UserStack::Leave() {
@@ -372,13 +383,20 @@ void UserStack::MarkTouched() {
 void UserStack::CloseStack() {
   if (!alive_) return;
   Enter();
-  stack_.close();
+  stack_->close();
   for (auto& p : ports_) p.hub->detach(p.port);
   ports_.clear();
   if (refs_) { rt_->Ref(-refs_); refs_ = 0; }
+  std::vector<uint8_t>().swap(refd_);  // a later unref() must not count again
   alive_ = false;
+  // the engine's memory goes now, not when the collector finalizes this wrapper: nothing
+  // touches stack_ once alive_ is false
+  stack_.reset();
   rt_->Remove(this);
-  rt_->touched_.erase(std::remove(rt_->touched_.begin(), rt_->touched_.end(), this), rt_->touched_.end());
+  if (touched_) {
+    rt_->touched_.erase(std::remove(rt_->touched_.begin(), rt_->touched_.end(), this), rt_->touched_.end());
+    touched_ = false;
+  }
 }
 
 Napi::Value UserStack::CloseStackJs(const Napi::CallbackInfo& info) {
@@ -396,18 +414,18 @@ Napi::Value UserStack::AddInterface(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   Napi::Object o = info[0].As<Napi::Object>();
   ms::InterfaceConfig c;
-  c.name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "eth" + std::to_string(stack_.interface_count());
+  c.name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "eth" + std::to_string(stack_->interface_count());
   if (o.Get("mac").IsString() && !ParseMac(o.Get("mac").As<Napi::String>().Utf8Value(), &c.mac)) return Num(info.Env(), -EINVAL);
   c.mtu = uint32_t(NumOpt(o, "mtu", 1500));
   c.force_checksums = BoolOpt(o, "forceChecksums", false);
-  return Num(info.Env(), stack_.add_interface(c));
+  return Num(info.Env(), stack_->add_interface(c));
 }
 
 Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int ifindex = Int(info, 0);
   std::string name = info[1].As<Napi::String>().Utf8Value();
-  const ms::Interface* ifp = stack_.interface(ifindex);
+  const ms::Interface* ifp = stack_->interface(ifindex);
   if (!ifp) return Num(info.Env(), -ENODEV);
   ms::Hub* hub = rt_->HubNamed(name);
   auto ctx = std::make_unique<PortCtx>(PortCtx{this, ifindex});
@@ -415,14 +433,14 @@ Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
     auto* pc = static_cast<PortCtx*>(c);
     UserStack* self = pc->stack;
     if (!self->alive_) return;
-    self->stack_.set_now(self->rt_->TurnNow());
-    self->stack_.input(pc->ifindex, frame, len);
+    self->stack_->set_now(self->rt_->TurnNow());
+    self->stack_->input(pc->ifindex, frame, len);
     self->MarkTouched();
   }, ctx.get());
   if (!port) return Num(info.Env(), -ENOBUFS);
   if (ifp->impair.corrupt > 0) hub->set_csum_offload(false);
   ports_.push_back({hub, port, std::move(ctx)});
-  return Num(info.Env(), stack_.set_link(ifindex, port));
+  return Num(info.Env(), stack_->set_link(ifindex, port));
 }
 
 Napi::Value UserStack::SetImpair(const Napi::CallbackInfo& info) {
@@ -436,7 +454,7 @@ Napi::Value UserStack::SetImpair(const Napi::CallbackInfo& info) {
   im.delay_ms = uint32_t(NumOpt(o, "delay", 0));
   im.jitter_ms = uint32_t(NumOpt(o, "jitter", 0));
   int ifindex = Int(info, 0);
-  int r = stack_.set_impair(ifindex, im);
+  int r = stack_->set_impair(ifindex, im);
   // corrupted frames must meet a checksum check at every receiver on the hub: no offload there
   if (r >= 0 && im.corrupt > 0) {
     for (auto& p : ports_) if (p.ctx->ifindex == ifindex) p.hub->set_csum_offload(false);
@@ -448,16 +466,16 @@ Napi::Value UserStack::SetCapture(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   if (info[1].IsString()) {
     std::string path = info[1].As<Napi::String>().Utf8Value();
-    return Num(info.Env(), stack_.set_capture(Int(info, 0), path.c_str()));
+    return Num(info.Env(), stack_->set_capture(Int(info, 0), path.c_str()));
   }
-  return Num(info.Env(), stack_.set_capture(Int(info, 0), nullptr));
+  return Num(info.Env(), stack_->set_capture(Int(info, 0), nullptr));
 }
 
 Napi::Value UserStack::AddAddress(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr a;
   if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.add_address(Int(info, 0), a, uint8_t(Int(info, 2))));
+  return Num(info.Env(), stack_->add_address(Int(info, 0), a, uint8_t(Int(info, 2))));
 }
 
 Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
@@ -466,15 +484,15 @@ Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
   if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
   std::string via = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   if (!via.empty() && !gw.parse(via.c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, info[3].IsNumber() ? Int(info, 3) : 0));
+  return Num(info.Env(), stack_->add_route(dst, uint8_t(Int(info, 1)), gw, info[3].IsNumber() ? Int(info, 3) : 0));
 }
 
 Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   if (!alive_) return out;
-  for (int i = 1; i <= stack_.interface_count(); i++) {
-    const ms::Interface* ifp = stack_.interface(i);
+  for (int i = 1; i <= stack_->interface_count(); i++) {
+    const ms::Interface* ifp = stack_->interface(i);
     if (!ifp) continue;
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", Num(env, ifp->index));
@@ -508,38 +526,38 @@ Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
 
 Napi::Value UserStack::Socket(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.socket(Int(info, 0), Int(info, 1), Int(info, 2)));
+  return Num(info.Env(), stack_->socket(Int(info, 0), Int(info, 1), Int(info, 2)));
 }
 
 Napi::Value UserStack::Bind(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
   if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.bind(Int(info, 0), ep));
+  return Num(info.Env(), stack_->bind(Int(info, 0), ep));
 }
 
 Napi::Value UserStack::Listen(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.listen(Int(info, 0), Int(info, 1)));
+  return Num(info.Env(), stack_->listen(Int(info, 0), Int(info, 1)));
 }
 
 Napi::Value UserStack::Accept(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.accept(Int(info, 0)));
+  return Num(info.Env(), stack_->accept(Int(info, 0)));
 }
 
 Napi::Value UserStack::Connect(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
-  if (Int(info, 1) == 0) return Num(info.Env(), stack_.connect(Int(info, 0), ep));
+  if (Int(info, 1) == 0) return Num(info.Env(), stack_->connect(Int(info, 0), ep));
   if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1))) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.connect(Int(info, 0), ep));
+  return Num(info.Env(), stack_->connect(Int(info, 0), ep));
 }
 
 Napi::Value UserStack::GetSockName(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   ms::Endpoint ep;
-  int r = stack_.getsockname(Int(info, 0), &ep);
+  int r = stack_->getsockname(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
   return EndpointValue(info.Env(), ep);
 }
@@ -547,7 +565,7 @@ Napi::Value UserStack::GetSockName(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   ms::Endpoint ep;
-  int r = stack_.getpeername(Int(info, 0), &ep);
+  int r = stack_->getpeername(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
   return EndpointValue(info.Env(), ep);
 }
@@ -555,7 +573,7 @@ Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::Send(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   auto buf = info[1].As<Napi::Uint8Array>();
-  return Num(info.Env(), double(stack_.send(Int(info, 0), buf.Data(), buf.ByteLength())));
+  return Num(info.Env(), double(stack_->send(Int(info, 0), buf.Data(), buf.ByteLength())));
 }
 
 Napi::Value UserStack::Sendv(const Napi::CallbackInfo& info) {
@@ -566,7 +584,7 @@ Napi::Value UserStack::Sendv(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < arr.Length(); i++) {
     auto b = arr.Get(i).As<Napi::Uint8Array>();
     if (b.ByteLength() == 0) continue;
-    long n = stack_.send(sd, b.Data(), b.ByteLength());
+    long n = stack_->send(sd, b.Data(), b.ByteLength());
     if (n < 0) return Num(info.Env(), double(total > 0 ? total : n));
     total += n;
     if (size_t(n) < b.ByteLength()) break;
@@ -579,7 +597,7 @@ Napi::Value UserStack::SendTo(const Napi::CallbackInfo& info) {
   auto buf = info[1].As<Napi::Uint8Array>();
   ms::Endpoint ep;
   if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2))) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), double(stack_.sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
+  return Num(info.Env(), double(stack_->sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
 }
 
 static constexpr long kRecvChunk = 128 * 1024;
@@ -587,21 +605,23 @@ static constexpr long kRecvChunk = 128 * 1024;
 Napi::Value UserStack::Recv(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  long avail = stack_.recv_available(sd);
+  long avail = stack_->recv_available(sd);
   // one Buffer per call, at most kRecvChunk: larger ones come from fresh pages (mmap) and cost
   // more in page faults than the extra crossings (measured: 128 KiB is the sweet spot)
   if (avail > kRecvChunk) avail = kRecvChunk;
   if (avail > 0) {
     Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(info.Env(), size_t(avail));
-    long n = stack_.recv(sd, b.Data(), size_t(avail));
+    long n = stack_->recv(sd, b.Data(), size_t(avail));
     if (n < 0) return Num(info.Env(), double(n));
     if (n < avail) return Napi::Buffer<uint8_t>::Copy(info.Env(), b.Data(), size_t(n));
     return b;
   }
-  // nothing queued: a 1-byte read tells EOF (0), would-block or a pending error apart
+  // nothing queued: a 1-byte read tells EOF (0), would-block or a pending error apart. EOF
+  // is the number 0 (JavaScript turns it into an empty Buffer without an external backing
+  // store, which costs more to create and to collect than the call itself)
   uint8_t one[1];
-  long n = stack_.recv(sd, one, 1);
-  if (n < 0) return Num(info.Env(), double(n));
+  long n = stack_->recv(sd, one, 1);
+  if (n <= 0) return Num(info.Env(), double(n));
   return Napi::Buffer<uint8_t>::Copy(info.Env(), one, size_t(n));
 }
 
@@ -609,11 +629,11 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   Napi::Env env = info.Env();
   int sd = Int(info, 0);
-  long avail = stack_.recv_available(sd);
+  long avail = stack_->recv_available(sd);
   if (avail < 0) return Num(env, double(avail));
   ms::Endpoint from;
   Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, size_t(avail));
-  long n = stack_.recvfrom(sd, b.Data(), size_t(avail), 0, &from);
+  long n = stack_->recvfrom(sd, b.Data(), size_t(avail), 0, &from);
   if (n < 0) return Num(env, double(n));
   Napi::Array r = Napi::Array::New(env, 5);
   r.Set(uint32_t(0), b);
@@ -627,36 +647,34 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
 
 Napi::Value UserStack::Shutdown(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.shutdown(Int(info, 0), Int(info, 1)));
+  return Num(info.Env(), stack_->shutdown(Int(info, 0), Int(info, 1)));
 }
 
 Napi::Value UserStack::CloseSocket(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  auto it = refd_.find(sd);
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
-  return Num(info.Env(), stack_.close(sd));
+  DropRef(sd);
+  return Num(info.Env(), stack_->close(sd));
 }
 
 Napi::Value UserStack::Abort(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  auto it = refd_.find(sd);
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
-  return Num(info.Env(), stack_.abort(sd));
+  DropRef(sd);
+  return Num(info.Env(), stack_->abort(sd));
 }
 
 Napi::Value UserStack::SetSockOpt(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int v = Int(info, 3);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v)));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v)));
 }
 
 Napi::Value UserStack::GetSockOpt(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   int v = 0;
   size_t len = sizeof(v);
-  int r = stack_.getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
+  int r = stack_->getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
   if (r < 0) return Num(info.Env(), r);
   Napi::Array a = Napi::Array::New(info.Env(), 1);
   a.Set(uint32_t(0), Num(info.Env(), v));
@@ -674,7 +692,7 @@ Napi::Value UserStack::Membership(const Napi::CallbackInfo& info) {
   uint8_t mreq[8] = {0};
   std::memcpy(mreq, group.b, 4);
   if (iface.family == 4) std::memcpy(mreq + 4, iface.b, 4);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, add ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, mreq, sizeof(mreq)));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), IPPROTO_IP, add ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, mreq, sizeof(mreq)));
 }
 
 Napi::Value UserStack::MulticastInterface(const Napi::CallbackInfo& info) {
@@ -682,23 +700,31 @@ Napi::Value UserStack::MulticastInterface(const Napi::CallbackInfo& info) {
   if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
   ms::IpAddr a;
   if (!a.parse(info[2].As<Napi::String>().Utf8Value().c_str()) || a.family != 4) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, IP_MULTICAST_IF, a.b, 4));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), IPPROTO_IP, IP_MULTICAST_IF, a.b, 4));
 }
 
 Napi::Value UserStack::Events(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), 0);
-  return Num(info.Env(), stack_.events(Int(info, 0)));
+  return Num(info.Env(), stack_->events(Int(info, 0)));
+}
+
+void UserStack::DropRef(int sd) {
+  if (sd > 0 && size_t(sd) < refd_.size() && refd_[size_t(sd)]) { refd_[size_t(sd)] = 0; refs_--; rt_->Ref(-1); }
 }
 
 // a referenced socket keeps the loop alive through the runtime's timer
 Napi::Value UserStack::RefSocket(const Napi::CallbackInfo& info) {
-  if (alive_ && refd_.insert(Int(info, 0)).second) { refs_++; rt_->Ref(1); }
+  int sd = Int(info, 0);
+  // descriptors are small integers the engine reuses: one flag per descriptor
+  if (alive_ && sd > 0 && sd < (1 << 24)) {
+    if (size_t(sd) >= refd_.size()) refd_.resize(size_t(sd) + 1 + refd_.size() / 2, 0);
+    if (!refd_[size_t(sd)]) { refd_[size_t(sd)] = 1; refs_++; rt_->Ref(1); }
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value UserStack::UnrefSocket(const Napi::CallbackInfo& info) {
-  auto it = refd_.find(Int(info, 0));
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
+  DropRef(Int(info, 0));
   return info.Env().Undefined();
 }
 
@@ -707,7 +733,7 @@ Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
   ms::IpAddr dst;
   if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
   uint16_t idseq[2] = {0, 0};
-  int r = stack_.ping(dst, size_t(Int(info, 1)), idseq);
+  int r = stack_->ping(dst, size_t(Int(info, 1)), idseq);
   if (r < 0) return Num(info.Env(), r);
   pings_out_++;
   rt_->Ref(1);
@@ -716,16 +742,18 @@ Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
 
 void UserStack::DeliverPing(const ms::PingResult& r) {
   if (pings_out_ > 0) { pings_out_--; rt_->Ref(-1); }
-  if (on_ping_.IsEmpty()) return;
+  bool shared = on_ping_.IsEmpty();  // no per-stack callback: the runtime's, with the stack id first
+  if (shared && rt_->ping_handler_.IsEmpty()) return;
   napi_env env = Env();
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value from = nullptr;
   std::string text = r.from.family ? r.from.str() : "";
   napi_create_string_utf8(env, text.c_str(), text.size(), &from);
-  napi_value argv[6] = { NumberValue(env, double(r.id) * 65536 + r.seq), NumberValue(env, r.status), NumberValue(env, double(r.rtt)),
-                         from, NumberValue(env, r.ttl), NumberValue(env, double(r.bytes)) };
-  CallFromLoop(env, on_ping_, 6, argv);
+  napi_value argv[7] = { NumberValue(env, id_), NumberValue(env, double(r.id) * 65536 + r.seq), NumberValue(env, r.status),
+                         NumberValue(env, double(r.rtt)), from, NumberValue(env, r.ttl), NumberValue(env, double(r.bytes)) };
+  if (shared) CallFromLoop(env, rt_->ping_handler_, 7, argv);
+  else CallFromLoop(env, on_ping_, 6, argv + 1);
   napi_close_handle_scope(env, scope);
 }
 
@@ -733,7 +761,7 @@ Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!alive_) return o;
-  const ms::StackStats& s = stack_.stats();
+  const ms::StackStats& s = stack_->stats();
   auto group = [&](const char* name, std::initializer_list<std::pair<const char*, uint64_t>> kv) {
     Napi::Object g = Napi::Object::New(env);
     for (auto& p : kv) g.Set(p.first, Num(env, double(p.second)));
@@ -774,7 +802,7 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   if (!alive_) return out;
   uint32_t k = 0;
-  for (const ms::SocketInfo& si : stack_.sockets()) {
+  for (const ms::SocketInfo& si : stack_->sockets()) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("sd", Num(env, si.sd));
     o.Set("type", Napi::String::New(env, si.type == SOCK_STREAM ? "tcp" : "udp"));
@@ -801,9 +829,9 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::Inject(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int ifindex = Int(info, 0);
-  if (!stack_.interface(ifindex)) return Num(info.Env(), -ENODEV);
+  if (!stack_->interface(ifindex)) return Num(info.Env(), -ENODEV);
   auto buf = info[1].As<Napi::Uint8Array>();
-  stack_.input(ifindex, buf.Data(), buf.ByteLength());
+  stack_->input(ifindex, buf.Data(), buf.ByteLength());
   return Num(info.Env(), 0);
 }
 
@@ -888,6 +916,13 @@ void InitUser(Napi::Env env, Napi::Object exports) {
   u.Set("setDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     UserRuntime* rt = UserRuntime::Get(info.Env());
     rt->dispatcher_ = Napi::Persistent(info[0].As<Napi::Function>());
+    return info.Env().Undefined();
+  }));
+  // one ping callback for every stack of the environment (id, key, status, rttUs, from, ttl,
+  // bytes): a stack then needs no function reference of its own
+  u.Set("setPingHandler", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    UserRuntime* rt = UserRuntime::Get(info.Env());
+    rt->ping_handler_ = Napi::Persistent(info[0].As<Napi::Function>());
     return info.Env().Undefined();
   }));
   u.Set("hubs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
