@@ -58,7 +58,8 @@ export function registerStack(s: Stack): void {
 /** forget a closed stack's name */
 export function unregisterStack(s: Stack): void {
   if (named.get(s.name) === s) named.delete(s.name);
-  for (const fam of [AF_INET, AF_INET6]) if (threadDefaults.get(fam) === s) threadDefaults.delete(fam);
+  if (threadDefaults.get(AF_INET) === s) threadDefaults.delete(AF_INET);
+  if (threadDefaults.get(AF_INET6) === s) threadDefaults.delete(AF_INET6);
 }
 
 /**

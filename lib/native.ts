@@ -26,6 +26,7 @@ export interface NativeKernel {
   send(fd: number, data: Uint8Array): number;
   sendv(fd: number, chunks: Uint8Array[]): number;
   sendto(fd: number, data: Uint8Array, family: number, address: string, port: number): number;
+  /** data, or a number: 0 at end of stream (the user stack; the kernel's gives an empty Buffer), or -errno */
   recv(fd: number): Buffer | number;
   /** [data, address, port, family, truncated] */
   recvfrom(fd: number): [Buffer, string, number, number, boolean] | number;

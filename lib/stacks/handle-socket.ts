@@ -147,6 +147,7 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
     const fd = this.check('read');
     const r = this.k.recv(fd);
     if (typeof r !== 'number') return r;
+    if (r === 0) return Buffer.alloc(0);  // end of stream
     if (r === -E.EAGAIN) return null;
     throw systemError(r, 'read');
   }

@@ -85,7 +85,10 @@ export interface RouteOptions {
 
 export interface TcpOptions {
   congestion?: 'cubic' | 'newreno';
+  /** initial send buffer per connection (bytes) */
   sendBuffer?: number;
+  /** send-buffer autotuning grows it up to this (default 4 MiB; SO_SNDBUF turns autotuning off) */
+  sendBufferMax?: number;
   receiveBuffer?: number;
   receiveBufferMax?: number;
   mss?: number;
@@ -233,10 +236,13 @@ interface NativeLinkPort extends LinkPort {
 }
 
 interface NativeUser {
-  UserStack: new (id: number, config: object,
-    onPing: (key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void,
-    onLinkDown: (ifindex: number, reason: string) => void) => NativeUserStack;
+  /** onPing: this stack's ping results (without it they go to the setPingHandler function);
+      onLinkDown: a descriptor link of this stack went down */
+  UserStack: new (id: number, config: object | undefined,
+    onPing?: (key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void,
+    onLinkDown?: (ifindex: number, reason: string) => void) => NativeUserStack;
   setDispatcher(fn: (events: Int32Array) => void): void;
+  setPingHandler(fn: (id: number, key: number, status: number, rttUs: number, from: string, ttl: number, bytes: number) => void): void;
   HubPort: new (name: string, onFrames: (frames: Buffer[]) => void) => HubPort;
   LinkPort: new (url: string, onFrames: (frames: Buffer[]) => void, onDown: (reason: string) => void, mac?: string, mtu?: number) => NativeLinkPort;
   hubs(): string[];
@@ -289,6 +295,14 @@ export interface SocketRow {
 }
 
 const userNative = (): NativeUser => (native() as unknown as { user: NativeUser }).user;
+
+// lazily loaded modules (they import this one): resolved once, not per call, since require()
+// of a relative path walks package.json scopes each time
+let registryMod: typeof import('../msocket') | undefined;
+let netLib: typeof import('../net') | undefined;
+let dgramLib: typeof import('../dgram') | undefined;
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const registry = (): typeof import('../msocket') => (registryMod ??= require('../msocket') as typeof import('../msocket'));
 
 /** a hub port whose other end is JavaScript (frames in batches, once per loop turn) */
 export interface HubPort {
@@ -368,6 +382,10 @@ function dispatch(events: Int32Array): void {
     // error and hang-up make the next call report: readable and writable
     sock.deliver((ev & 1 ? READABLE : 0) | (ev & 2 ? WRITABLE : 0) | (ev & 12 ? READABLE | WRITABLE : 0));
   }
+}
+
+function dispatchPing(id: number, key: number, status: number, rttUs: number, from: string): void {
+  stacksById.get(id)?.onPing(key, status, rttUs, from);
 }
 
 /** A socket of a user stack: an engine descriptor; readiness pushed by the runtime. */
@@ -494,19 +512,22 @@ export class UserStack extends EventEmitter implements Stack {
   private _closed = false;
   private netMod?: typeof import('net');
   private dgramMod?: typeof import('dgram');
-  private pings = new Map<number, { resolve: (ms: number) => void; reject: (e: Error) => void; address: string }>();
-  private readonly ifByName = new Map<string, number>();
-  /** this stack's resolver: Node's dns.Resolver surface, queries through this stack */
-  readonly dns: StackResolver;
+  // created on first use: most stacks never ping, resolve or rotate addresses, and creating a
+  // stack must stay cheap
+  private pings?: Map<number, { resolve: (ms: number) => void; reject: (e: Error) => void; address: string }>;
+  private ifByName?: Map<string, number>;
+  private _dns?: StackResolver;
+  private _dhcpClients?: Map<number, DhcpClient>;
+  private _otipAddresses?: Set<OtipAddress>;
 
   constructor(options: StackOptions = {}) {
     super();
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options);
     const u = userNative();
-    if (!dispatcherSet) { u.setDispatcher(dispatch); dispatcherSet = true; }
+    if (!dispatcherSet) { u.setDispatcher(dispatch); u.setPingHandler(dispatchPing); dispatcherSet = true; }
     this.id = nextId++;
     this.name = options.name ?? `user${this.id}`;
-    const tcp = options.tcp ?? {};
+    const tcp = options.tcp;
     if (options.ipv6 !== undefined && (typeof options.ipv6 !== 'object' || options.ipv6 === null)) {
       throw invalidArgType('options.ipv6', 'Object', options.ipv6);
     }
@@ -514,24 +535,30 @@ export class UserStack extends EventEmitter implements Stack {
     if (secret !== undefined && (!(secret instanceof Uint8Array) || secret.length !== 16)) {
       throw invalidArgValue('options.ipv6.secret', secret, 'must be a Buffer of 16 bytes');
     }
-    const config = {
-      seed: options.seed,
-      ipv6: { ...options.ipv6, secret: secret ? Buffer.from(secret) : undefined },
-      tcp: {
-        ...tcp,
-        keepaliveIdle: tcp.keepalive?.idle,
-        keepaliveInterval: tcp.keepalive?.interval,
-        keepaliveCount: tcp.keepalive?.count,
-      },
-    };
-    if (tcp.congestion !== undefined && tcp.congestion !== 'cubic' && tcp.congestion !== 'newreno') {
-      throw invalidArgValue('options.tcp.congestion', tcp.congestion, "must be 'cubic' or 'newreno'");
+    // no seed, tcp or ipv6 options: the engine's defaults, with nothing to read natively
+    let config: object | undefined;
+    if (options.seed !== undefined || tcp !== undefined || options.ipv6 !== undefined) {
+      const t = tcp ?? {};
+      config = {
+        seed: options.seed,
+        ipv6: options.ipv6 ? { ...options.ipv6, secret: secret ? Buffer.from(secret) : undefined } : undefined,
+        tcp: {
+          ...t,
+          keepaliveIdle: t.keepalive?.idle,
+          keepaliveInterval: t.keepalive?.interval,
+          keepaliveCount: t.keepalive?.count,
+        },
+      };
+      if (t.congestion !== undefined && t.congestion !== 'cubic' && t.congestion !== 'newreno') {
+        throw invalidArgValue('options.tcp.congestion', t.congestion, "must be 'cubic' or 'newreno'");
+      }
     }
-    this.native = new u.UserStack(this.id, config, (key, status, rttUs, from) => this.onPing(key, status, rttUs, from),
-      (ifindex, reason) => this.onLinkDown(ifindex, reason));
+    this.native = new u.UserStack(this.id, config, undefined, (ifindex, reason) => this.onLinkDown(ifindex, reason));
     stacksById.set(this.id, this);
     try {
-      this.dns = new StackResolver(this, { servers: options.dns ?? [], search: options.search, hosts: options.hosts });
+      if (options.dns !== undefined || options.search !== undefined || options.hosts !== undefined) {
+        this._dns = new StackResolver(this, { servers: options.dns ?? [], search: options.search, hosts: options.hosts });
+      }
       for (const ifo of options.interfaces ?? []) this.addInterface(ifo);
       for (const r of options.routes ?? []) this.addRoute(r);
       if (options.dhcp) {
@@ -550,12 +577,12 @@ export class UserStack extends EventEmitter implements Stack {
 
   get net(): typeof import('net') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return (this.netMod ??= (require('../net') as typeof import('../net')).createNet(this));
+    return (this.netMod ??= (netLib ??= require('../net') as typeof import('../net')).createNet(this));
   }
 
   get dgram(): typeof import('dgram') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return (this.dgramMod ??= (require('../dgram') as typeof import('../dgram')).createDgram(this));
+    return (this.dgramMod ??= (dgramLib ??= require('../dgram') as typeof import('../dgram')).createDgram(this));
   }
 
   supports(domain: number): boolean {
@@ -568,11 +595,11 @@ export class UserStack extends EventEmitter implements Stack {
     if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535)) {
       throw codedError('ERR_OUT_OF_RANGE', `The value of "mtu" is out of range. It must be >= 68 && <= 65535. Received ${o.mtu}`, RangeError);
     }
-    const name = o.name ?? `eth${this.ifByName.size}`;
+    const name = o.name ?? `eth${this.ifByName?.size ?? 0}`;
     const ifindex = check(this.native.addInterface({
       name, mac: o.mac ?? randomMac(), mtu: o.mtu ?? 1500, forceChecksums: o.forceChecksums, ipv6: o.ipv6 === true, slaac: o.slaac === true,
     }), 'addInterface');
-    this.ifByName.set(name, ifindex);
+    (this.ifByName ??= new Map()).set(name, ifindex);
     if (o.link !== undefined) this.attach(ifindex, o.link);
     if (o.impair) this.impair(ifindex, o.impair);
     if (o.capture) check(this.native.setCapture(ifindex, o.capture), 'capture', o.capture);
@@ -600,7 +627,7 @@ export class UserStack extends EventEmitter implements Stack {
 
   private onLinkDown(ifindex: number, reason: string): void {
     let name = String(ifindex);
-    for (const [n, i] of this.ifByName) if (i === ifindex) name = n;
+    for (const [n, i] of this.ifByName ?? []) if (i === ifindex) name = n;
     const ev: LinkDownEvent = { interface: name, ifindex, reason };
     this.emit('linkdown', ev);
   }
@@ -608,7 +635,7 @@ export class UserStack extends EventEmitter implements Stack {
   private ifindexOf(nameOrIndex: string | number | undefined): number {
     if (nameOrIndex === undefined) return 1;
     if (typeof nameOrIndex === 'number') return nameOrIndex;
-    const i = this.ifByName.get(nameOrIndex);
+    const i = this.ifByName?.get(nameOrIndex);
     if (!i) throw systemError('ENODEV', 'interface', nameOrIndex);
     return i;
   }
@@ -716,7 +743,7 @@ export class UserStack extends EventEmitter implements Stack {
   }
 
   /** the One-Time IP addresses kept by addOtipAddress() */
-  readonly otipAddresses = new Set<OtipAddress>();
+  get otipAddresses(): Set<OtipAddress> { return (this._otipAddresses ??= new Set()); }
 
   /**
    * Keep a One-Time IP address on this stack: the address of (base, name, password) for the
@@ -731,7 +758,10 @@ export class UserStack extends EventEmitter implements Stack {
   }
 
   /** the DHCP clients started with dhcp(), by interface index */
-  readonly dhcpClients = new Map<number, DhcpClient>();
+  get dhcpClients(): Map<number, DhcpClient> { return (this._dhcpClients ??= new Map()); }
+
+  /** this stack's resolver: Node's dns.Resolver surface, queries through this stack */
+  get dns(): StackResolver { return (this._dns ??= new StackResolver(this)); }
 
   /**
    * Configure an interface (default: the first) by DHCPv4: resolves with the lease once the
@@ -781,13 +811,14 @@ export class UserStack extends EventEmitter implements Stack {
     }
     const key = this.native.ping(address, options.size ?? 56);
     if (key < 0) return Promise.reject(systemError(key, 'ping', address));
-    return new Promise((resolve, reject) => this.pings.set(key, { resolve, reject, address }));
+    return new Promise((resolve, reject) => (this.pings ??= new Map()).set(key, { resolve, reject, address }));
   }
 
-  private onPing(key: number, status: number, rttUs: number, _from: string): void {
-    const p = this.pings.get(key);
+  /** @internal a ping result, from the environment's ping handler */
+  onPing(key: number, status: number, rttUs: number, _from: string): void {
+    const p = this.pings?.get(key);
     if (!p) return;
-    this.pings.delete(key);
+    this.pings!.delete(key);
     if (status === 0) p.resolve(rttUs / 1000);
     else p.reject(systemError(status, 'ping', p.address));
   }
@@ -822,20 +853,23 @@ export class UserStack extends EventEmitter implements Stack {
   close(): void {
     if (this._closed) return;
     this._closed = true;
-    this.dns?.cancel();
-    for (const c of this.dhcpClients.values()) c.stop();
-    for (const o of this.otipAddresses) o.stop();
-    this.otipAddresses.clear();
-    this.dhcpClients.clear();
+    this._dns?.cancel();
+    for (const c of this._dhcpClients?.values() ?? []) c.stop();
+    for (const o of this._otipAddresses ?? []) o.stop();
+    this._otipAddresses?.clear();
+    this._dhcpClients?.clear();
     this.native.closeStack();
     stacksById.delete(this.id);
-    const socks = [...this.socketsBySd.values()];
-    this.socketsBySd.clear();
-    for (const s of socks) s.stackClosed();
-    for (const [, p] of this.pings) p.reject(systemError('ENETDOWN', 'ping', p.address));
-    this.pings.clear();
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    (require('../msocket') as typeof import('../msocket')).unregisterStack(this);
+    if (this.socketsBySd.size) {
+      const socks = [...this.socketsBySd.values()];
+      this.socketsBySd.clear();
+      for (const s of socks) s.stackClosed();
+    }
+    if (this.pings) {
+      for (const [, p] of this.pings) p.reject(systemError('ENETDOWN', 'ping', p.address));
+      this.pings.clear();
+    }
+    registry().unregisterStack(this);
   }
 }
 
@@ -844,8 +878,7 @@ export function newUserStack(options: StackOptions | string = {}): UserStack {
   const opts = typeof options === 'string' ? parseConfigString(options) : options;
   const s = new UserStack(opts);
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    (require('../msocket') as typeof import('../msocket')).registerStack(s);
+    registry().registerStack(s);
   } catch (e) {
     s.close();
     throw e;

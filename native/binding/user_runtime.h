@@ -88,6 +88,7 @@ class UserRuntime {
   uv_loop_t* loop() const { return loop_; }
 
   Napi::FunctionReference dispatcher_;
+  Napi::FunctionReference ping_handler_;
   std::unordered_map<std::string, std::unique_ptr<ms::Hub>> hubs_;
   std::vector<UserStack*> touched_;
 
@@ -133,7 +134,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   explicit UserStack(const Napi::CallbackInfo& info);
   ~UserStack() override;
 
-  ms::Stack& stack() { return stack_; }
+  ms::Stack& stack() { return *stack_; }
   int id() const { return id_; }
   bool alive() const { return alive_; }
   uint64_t serial() const { return serial_; }
@@ -144,6 +145,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   void DeliverLinkDown(int ifindex, const std::string& reason);
   void Enter();
   void Leave();
+  void DropRef(int sd);
 
  private:
   Napi::Value AddInterface(const Napi::CallbackInfo& info);
@@ -200,12 +202,14 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
 
   UserRuntime* rt_;
   int id_;
-  ms::Stack stack_;
+  std::unique_ptr<ms::Stack> stack_;  // null once closed
   bool alive_ = true, touched_ = false;
   uint64_t serial_ = 0;
+  friend class UserRuntime;
+  size_t rt_index_ = 0;  // position in the runtime's stacks_
   std::vector<Port> ports_;
   std::vector<std::unique_ptr<FdIf>> fd_ifs_;
-  std::unordered_set<int> refd_;
+  std::vector<uint8_t> refd_;  // by descriptor: 1 while the socket is referenced
   int refs_ = 0;
   int pings_out_ = 0;
   Napi::FunctionReference on_ping_;

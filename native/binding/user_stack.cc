@@ -227,10 +227,20 @@ void UserRuntime::Kick() {
   uv_idle_start(&idle_, [](uv_idle_t*) {});
 }
 
-void UserRuntime::Add(UserStack* s) { stacks_.push_back(s); by_id_[s->id()] = s; }
+void UserRuntime::Add(UserStack* s) {
+  s->rt_index_ = stacks_.size();
+  stacks_.push_back(s);
+  by_id_[s->id()] = s;
+}
 
+// O(1): the last stack takes the place of the removed one (closing n stacks is not n^2)
 void UserRuntime::Remove(UserStack* s) {
-  stacks_.erase(std::remove(stacks_.begin(), stacks_.end(), s), stacks_.end());
+  size_t i = s->rt_index_;
+  if (i < stacks_.size() && stacks_[i] == s) {
+    stacks_[i] = stacks_.back();
+    stacks_[i]->rt_index_ = i;
+    stacks_.pop_back();
+  }
   auto it = by_id_.find(s->id());
   if (it != by_id_.end() && it->second == s) by_id_.erase(it);
   events_.erase(std::remove_if(events_.begin(), events_.end(), [&](const PendingEvent& e) { return e.stack == s; }), events_.end());
@@ -464,6 +474,7 @@ static ms::StackConfig ConfigFrom(const Napi::Object& o) {
     Napi::Value cong = t.Get("congestion");
     if (cong.IsString()) tc.congestion = cong.As<Napi::String>().Utf8Value() == "newreno" ? ms::Congestion::NewReno : ms::Congestion::Cubic;
     tc.send_buffer = uint32_t(NumOpt(t, "sendBuffer", tc.send_buffer));
+    tc.send_buffer_max = uint32_t(NumOpt(t, "sendBufferMax", std::max<double>(tc.send_buffer_max, tc.send_buffer)));
     tc.receive_buffer = uint32_t(NumOpt(t, "receiveBuffer", tc.receive_buffer));
     tc.receive_buffer_max = uint32_t(NumOpt(t, "receiveBufferMax", std::max<double>(tc.receive_buffer_max, tc.receive_buffer)));
     tc.mss = uint32_t(NumOpt(t, "mss", tc.mss));
@@ -484,25 +495,25 @@ UserStack::UserStack(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<UserStack>(info),
       rt_(UserRuntime::Get(info.Env())),
       id_(Int(info, 0)),
-      stack_(ConfigFrom(info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env()))) {
+      stack_(std::make_unique<ms::Stack>(info[1].IsObject() ? ConfigFrom(info[1].As<Napi::Object>()) : ms::StackConfig())) {
   if (info[2].IsFunction()) on_ping_ = Napi::Persistent(info[2].As<Napi::Function>());
   if (info[3].IsFunction()) on_link_down_ = Napi::Persistent(info[3].As<Napi::Function>());
-  stack_.set_event_sink([](void* ctx, int sd, uint32_t ev) {
+  stack_->set_event_sink([](void* ctx, int sd, uint32_t ev) {
     auto* self = static_cast<UserStack*>(ctx);
     self->rt_->Event(self, sd, ev);
   }, this);
-  stack_.set_ping_handler([](void* ctx, const ms::PingResult& r) {
+  stack_->set_ping_handler([](void* ctx, const ms::PingResult& r) {
     auto* self = static_cast<UserStack*>(ctx);
     self->rt_->AddPing(self, r);
   }, this);
-  stack_.set_now(rt_->Now());
+  stack_->set_now(rt_->Now());
   rt_->Add(this);
 }
 
 UserStack::~UserStack() { CloseStack(); }
 
 void UserStack::Enter() {
-  stack_.set_now(rt_->Now());
+  stack_->set_now(rt_->Now());
 }
 
 void UserStack::Leave() {
@@ -520,18 +531,25 @@ void UserStack::MarkTouched() {
 void UserStack::CloseStack() {
   if (!alive_) return;
   Enter();
-  stack_.close();
+  stack_->close();
   for (auto& p : ports_) p.hub->detach(p.port);
   ports_.clear();
   for (auto& f : fd_ifs_) {
     CloseFdIf(f.get());
-    stack_.set_link(f->ifindex, nullptr);
+    stack_->set_link(f->ifindex, nullptr);
   }
   fd_ifs_.clear();
   if (refs_) { rt_->Ref(-refs_); refs_ = 0; }
+  std::vector<uint8_t>().swap(refd_);  // a later unref() must not count again
   alive_ = false;
+  // the engine's memory goes now, not when the collector finalizes this wrapper: nothing
+  // touches stack_ once alive_ is false
+  stack_.reset();
   rt_->Remove(this);
-  rt_->touched_.erase(std::remove(rt_->touched_.begin(), rt_->touched_.end(), this), rt_->touched_.end());
+  if (touched_) {
+    rt_->touched_.erase(std::remove(rt_->touched_.begin(), rt_->touched_.end(), this), rt_->touched_.end());
+    touched_ = false;
+  }
 }
 
 Napi::Value UserStack::CloseStackJs(const Napi::CallbackInfo& info) {
@@ -550,20 +568,20 @@ Napi::Value UserStack::AddInterface(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   Napi::Object o = info[0].As<Napi::Object>();
   ms::InterfaceConfig c;
-  c.name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "eth" + std::to_string(stack_.interface_count());
+  c.name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "eth" + std::to_string(stack_->interface_count());
   if (o.Get("mac").IsString() && !ParseMac(o.Get("mac").As<Napi::String>().Utf8Value(), &c.mac)) return Num(info.Env(), -EINVAL);
   c.mtu = uint32_t(NumOpt(o, "mtu", 1500));
   c.force_checksums = BoolOpt(o, "forceChecksums", false);
   c.ipv6 = BoolOpt(o, "ipv6", false);
   c.slaac = BoolOpt(o, "slaac", false);
-  return Num(info.Env(), stack_.add_interface(c));
+  return Num(info.Env(), stack_->add_interface(c));
 }
 
 Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int ifindex = Int(info, 0);
   std::string name = info[1].As<Napi::String>().Utf8Value();
-  const ms::Interface* ifp = stack_.interface(ifindex);
+  const ms::Interface* ifp = stack_->interface(ifindex);
   if (!ifp) return Num(info.Env(), -ENODEV);
   ms::Hub* hub = rt_->HubNamed(name);
   auto ctx = std::make_unique<PortCtx>(PortCtx{this, ifindex});
@@ -571,14 +589,14 @@ Napi::Value UserStack::AttachHub(const Napi::CallbackInfo& info) {
     auto* pc = static_cast<PortCtx*>(c);
     UserStack* self = pc->stack;
     if (!self->alive_) return;
-    self->stack_.set_now(self->rt_->TurnNow());
-    self->stack_.input(pc->ifindex, frame, len);
+    self->stack_->set_now(self->rt_->TurnNow());
+    self->stack_->input(pc->ifindex, frame, len);
     self->MarkTouched();
   }, ctx.get());
   if (!port) return Num(info.Env(), -ENOBUFS);
   if (ifp->impair.corrupt > 0) hub->set_csum_offload(false);
   ports_.push_back({hub, port, std::move(ctx)});
-  return Num(info.Env(), stack_.set_link(ifindex, port));
+  return Num(info.Env(), stack_->set_link(ifindex, port));
 }
 
 // an interface on a descriptor link: [errno, message] when the link cannot be opened
@@ -587,7 +605,7 @@ Napi::Value UserStack::AttachLink(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ifindex = Int(info, 0);
   std::string url = info[1].As<Napi::String>().Utf8Value();
-  const ms::Interface* ifp = stack_.interface(ifindex);
+  const ms::Interface* ifp = stack_->interface(ifindex);
   if (!ifp) return Num(env, -ENODEV);
   auto fail = [&](int err, const std::string& msg) {
     Napi::Array a = Napi::Array::New(env, 2);
@@ -610,8 +628,8 @@ Napi::Value UserStack::AttachLink(const Napi::CallbackInfo& info) {
     auto* fi = static_cast<FdIf*>(c);
     UserStack* self = fi->stack;
     if (!self->alive_) return;
-    self->stack_.set_now(self->rt_->Now());
-    self->stack_.input(fi->ifindex, frame, len);
+    self->stack_->set_now(self->rt_->Now());
+    self->stack_->input(fi->ifindex, frame, len);
   }, f.get());
   f->poll = std::make_unique<LinkPoll>(rt_->loop(), f->link.get(), &UserStack::FdIfIo, f.get());
   int r = f->poll->Start();
@@ -620,7 +638,7 @@ Napi::Value UserStack::AttachLink(const Napi::CallbackInfo& info) {
     return fail(-r, std::string("cannot poll the link's descriptors (uv_poll_init: ") + uv_err_name(r) + ")");
   }
   rt_->AddLinkPoll(f->poll.get());
-  int sr = stack_.set_link(ifindex, f->link.get());
+  int sr = stack_->set_link(ifindex, f->link.get());
   fd_ifs_.push_back(std::move(f));
   return Num(env, sr);
 }
@@ -672,7 +690,7 @@ Napi::Value UserStack::SetImpair(const Napi::CallbackInfo& info) {
   im.delay_ms = uint32_t(NumOpt(o, "delay", 0));
   im.jitter_ms = uint32_t(NumOpt(o, "jitter", 0));
   int ifindex = Int(info, 0);
-  int r = stack_.set_impair(ifindex, im);
+  int r = stack_->set_impair(ifindex, im);
   // corrupted frames must meet a checksum check at every receiver on the hub: no offload there
   if (r >= 0 && im.corrupt > 0) {
     for (auto& p : ports_) if (p.ctx->ifindex == ifindex) p.hub->set_csum_offload(false);
@@ -684,16 +702,16 @@ Napi::Value UserStack::SetCapture(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   if (info[1].IsString()) {
     std::string path = info[1].As<Napi::String>().Utf8Value();
-    return Num(info.Env(), stack_.set_capture(Int(info, 0), path.c_str()));
+    return Num(info.Env(), stack_->set_capture(Int(info, 0), path.c_str()));
   }
-  return Num(info.Env(), stack_.set_capture(Int(info, 0), nullptr));
+  return Num(info.Env(), stack_->set_capture(Int(info, 0), nullptr));
 }
 
 Napi::Value UserStack::AddAddress(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr a;
   if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.add_address(Int(info, 0), a, uint8_t(Int(info, 2))));
+  return Num(info.Env(), stack_->add_address(Int(info, 0), a, uint8_t(Int(info, 2))));
 }
 
 Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
@@ -701,33 +719,33 @@ Napi::Value UserStack::AddRoute(const Napi::CallbackInfo& info) {
   ms::IpAddr dst, gw;
   if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
   std::string via = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
-  if (!via.empty() && !ParseAddr(via, &gw, &stack_)) return Num(info.Env(), -EINVAL);
+  if (!via.empty() && !ParseAddr(via, &gw, stack_.get())) return Num(info.Env(), -EINVAL);
   int ifindex = info[3].IsNumber() ? Int(info, 3) : 0;
   if (!ifindex && gw.family == 6 && gw.scope) ifindex = int(gw.scope);  // fe80::1%eth0
   gw.scope = 0;
-  return Num(info.Env(), stack_.add_route(dst, uint8_t(Int(info, 1)), gw, ifindex));
+  return Num(info.Env(), stack_->add_route(dst, uint8_t(Int(info, 1)), gw, ifindex));
 }
 
 Napi::Value UserStack::RemoveAddress(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr a;
   if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.remove_address(Int(info, 0), a));
+  return Num(info.Env(), stack_->remove_address(Int(info, 0), a));
 }
 
 Napi::Value UserStack::RemoveRoute(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr dst;
   if (!dst.parse(info[0].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.remove_route(dst, uint8_t(Int(info, 1))));
+  return Num(info.Env(), stack_->remove_route(dst, uint8_t(Int(info, 1))));
 }
 
 Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   if (!alive_) return out;
-  for (int i = 1; i <= stack_.interface_count(); i++) {
-    const ms::Interface* ifp = stack_.interface(i);
+  for (int i = 1; i <= stack_->interface_count(); i++) {
+    const ms::Interface* ifp = stack_->interface(i);
     if (!ifp) continue;
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", Num(env, ifp->index));
@@ -768,54 +786,54 @@ Napi::Value UserStack::Interfaces(const Napi::CallbackInfo& info) {
 
 Napi::Value UserStack::Socket(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.socket(Int(info, 0), Int(info, 1), Int(info, 2)));
+  return Num(info.Env(), stack_->socket(Int(info, 0), Int(info, 1), Int(info, 2)));
 }
 
 Napi::Value UserStack::Bind(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
-  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), &stack_)) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.bind(Int(info, 0), ep));
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), stack_.get())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_->bind(Int(info, 0), ep));
 }
 
 Napi::Value UserStack::Listen(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.listen(Int(info, 0), Int(info, 1)));
+  return Num(info.Env(), stack_->listen(Int(info, 0), Int(info, 1)));
 }
 
 Napi::Value UserStack::Accept(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.accept(Int(info, 0)));
+  return Num(info.Env(), stack_->accept(Int(info, 0)));
 }
 
 Napi::Value UserStack::Connect(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::Endpoint ep;
-  if (Int(info, 1) == 0) return Num(info.Env(), stack_.connect(Int(info, 0), ep));
-  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), &stack_)) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.connect(Int(info, 0), ep));
+  if (Int(info, 1) == 0) return Num(info.Env(), stack_->connect(Int(info, 0), ep));
+  if (!ParseEndpoint(info[2], Int(info, 3), &ep, Int(info, 1), stack_.get())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), stack_->connect(Int(info, 0), ep));
 }
 
 Napi::Value UserStack::GetSockName(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   ms::Endpoint ep;
-  int r = stack_.getsockname(Int(info, 0), &ep);
+  int r = stack_->getsockname(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
-  return EndpointValue(info.Env(), ep, &stack_);
+  return EndpointValue(info.Env(), ep, stack_.get());
 }
 
 Napi::Value UserStack::GetPeerName(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   ms::Endpoint ep;
-  int r = stack_.getpeername(Int(info, 0), &ep);
+  int r = stack_->getpeername(Int(info, 0), &ep);
   if (r < 0) return Num(info.Env(), r);
-  return EndpointValue(info.Env(), ep, &stack_);
+  return EndpointValue(info.Env(), ep, stack_.get());
 }
 
 Napi::Value UserStack::Send(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   auto buf = info[1].As<Napi::Uint8Array>();
-  return Num(info.Env(), double(stack_.send(Int(info, 0), buf.Data(), buf.ByteLength())));
+  return Num(info.Env(), double(stack_->send(Int(info, 0), buf.Data(), buf.ByteLength())));
 }
 
 Napi::Value UserStack::Sendv(const Napi::CallbackInfo& info) {
@@ -826,7 +844,7 @@ Napi::Value UserStack::Sendv(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < arr.Length(); i++) {
     auto b = arr.Get(i).As<Napi::Uint8Array>();
     if (b.ByteLength() == 0) continue;
-    long n = stack_.send(sd, b.Data(), b.ByteLength());
+    long n = stack_->send(sd, b.Data(), b.ByteLength());
     if (n < 0) return Num(info.Env(), double(total > 0 ? total : n));
     total += n;
     if (size_t(n) < b.ByteLength()) break;
@@ -838,8 +856,8 @@ Napi::Value UserStack::SendTo(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   auto buf = info[1].As<Napi::Uint8Array>();
   ms::Endpoint ep;
-  if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2), &stack_)) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), double(stack_.sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
+  if (!ParseEndpoint(info[3], Int(info, 4), &ep, Int(info, 2), stack_.get())) return Num(info.Env(), -EINVAL);
+  return Num(info.Env(), double(stack_->sendto(Int(info, 0), buf.Data(), buf.ByteLength(), 0, &ep)));
 }
 
 static constexpr long kRecvChunk = 128 * 1024;
@@ -847,21 +865,23 @@ static constexpr long kRecvChunk = 128 * 1024;
 Napi::Value UserStack::Recv(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  long avail = stack_.recv_available(sd);
+  long avail = stack_->recv_available(sd);
   // one Buffer per call, at most kRecvChunk: larger ones come from fresh pages (mmap) and cost
   // more in page faults than the extra crossings (measured: 128 KiB is the sweet spot)
   if (avail > kRecvChunk) avail = kRecvChunk;
   if (avail > 0) {
     Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(info.Env(), size_t(avail));
-    long n = stack_.recv(sd, b.Data(), size_t(avail));
+    long n = stack_->recv(sd, b.Data(), size_t(avail));
     if (n < 0) return Num(info.Env(), double(n));
     if (n < avail) return Napi::Buffer<uint8_t>::Copy(info.Env(), b.Data(), size_t(n));
     return b;
   }
-  // nothing queued: a 1-byte read tells EOF (0), would-block or a pending error apart
+  // nothing queued: a 1-byte read tells EOF (0), would-block or a pending error apart. EOF
+  // is the number 0 (JavaScript turns it into an empty Buffer without an external backing
+  // store, which costs more to create and to collect than the call itself)
   uint8_t one[1];
-  long n = stack_.recv(sd, one, 1);
-  if (n < 0) return Num(info.Env(), double(n));
+  long n = stack_->recv(sd, one, 1);
+  if (n <= 0) return Num(info.Env(), double(n));
   return Napi::Buffer<uint8_t>::Copy(info.Env(), one, size_t(n));
 }
 
@@ -869,15 +889,15 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   Napi::Env env = info.Env();
   int sd = Int(info, 0);
-  long avail = stack_.recv_available(sd);
+  long avail = stack_->recv_available(sd);
   if (avail < 0) return Num(env, double(avail));
   ms::Endpoint from;
   Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, size_t(avail));
-  long n = stack_.recvfrom(sd, b.Data(), size_t(avail), 0, &from);
+  long n = stack_->recvfrom(sd, b.Data(), size_t(avail), 0, &from);
   if (n < 0) return Num(env, double(n));
   Napi::Array r = Napi::Array::New(env, 5);
   r.Set(uint32_t(0), b);
-  Napi::Array ep = EndpointValue(env, from, &stack_).As<Napi::Array>();
+  Napi::Array ep = EndpointValue(env, from, stack_.get()).As<Napi::Array>();
   r.Set(uint32_t(1), ep.Get(uint32_t(0)));
   r.Set(uint32_t(2), ep.Get(uint32_t(1)));
   r.Set(uint32_t(3), ep.Get(uint32_t(2)));
@@ -887,36 +907,34 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
 
 Napi::Value UserStack::Shutdown(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
-  return Num(info.Env(), stack_.shutdown(Int(info, 0), Int(info, 1)));
+  return Num(info.Env(), stack_->shutdown(Int(info, 0), Int(info, 1)));
 }
 
 Napi::Value UserStack::CloseSocket(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  auto it = refd_.find(sd);
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
-  return Num(info.Env(), stack_.close(sd));
+  DropRef(sd);
+  return Num(info.Env(), stack_->close(sd));
 }
 
 Napi::Value UserStack::Abort(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int sd = Int(info, 0);
-  auto it = refd_.find(sd);
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
-  return Num(info.Env(), stack_.abort(sd));
+  DropRef(sd);
+  return Num(info.Env(), stack_->abort(sd));
 }
 
 Napi::Value UserStack::SetSockOpt(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int v = Int(info, 3);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v)));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, sizeof(v)));
 }
 
 Napi::Value UserStack::GetSockOpt(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), -EBADF);
   int v = 0;
   size_t len = sizeof(v);
-  int r = stack_.getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
+  int r = stack_->getsockopt(Int(info, 0), Int(info, 1), Int(info, 2), &v, &len);
   if (r < 0) return Num(info.Env(), r);
   Napi::Array a = Napi::Array::New(info.Env(), 1);
   a.Set(uint32_t(0), Num(info.Env(), v));
@@ -928,20 +946,20 @@ Napi::Value UserStack::Membership(const Napi::CallbackInfo& info) {
   if (Int(info, 1) == AF_INET6) {
     bool add6 = info[2].As<Napi::Boolean>().Value();
     ms::IpAddr g6;
-    if (!ParseAddr(info[3].As<Napi::String>().Utf8Value(), &g6, &stack_) || g6.family != 6) return Num(info.Env(), -EINVAL);
+    if (!ParseAddr(info[3].As<Napi::String>().Utf8Value(), &g6, stack_.get()) || g6.family != 6) return Num(info.Env(), -EINVAL);
     std::string ifs6 = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
     int ifx = int(g6.scope);
     if (!ifs6.empty()) {
       // an interface address (with or without a zone) or a bare zone ('%eth0', 'eth0')
       ms::IpAddr ia;
       std::string z = ifs6[0] == '%' ? "::" + ifs6 : ifs6;
-      if (ParseAddr(z, &ia, &stack_) && ia.scope) ifx = int(ia.scope);
-      else if (ParseAddr("::%" + ifs6, &ia, &stack_) && ia.scope) ifx = int(ia.scope);
+      if (ParseAddr(z, &ia, stack_.get()) && ia.scope) ifx = int(ia.scope);
+      else if (ParseAddr("::%" + ifs6, &ia, stack_.get()) && ia.scope) ifx = int(ia.scope);
     }
     uint8_t mreq6[20] = {0};
     std::memcpy(mreq6, g6.b, 16);
     std::memcpy(mreq6 + 16, &ifx, 4);
-    return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IPV6, add6 ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, mreq6, sizeof(mreq6)));
+    return Num(info.Env(), stack_->setsockopt(Int(info, 0), IPPROTO_IPV6, add6 ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, mreq6, sizeof(mreq6)));
   }
   if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
   bool add = info[2].As<Napi::Boolean>().Value();
@@ -952,7 +970,7 @@ Napi::Value UserStack::Membership(const Napi::CallbackInfo& info) {
   uint8_t mreq[8] = {0};
   std::memcpy(mreq, group.b, 4);
   if (iface.family == 4) std::memcpy(mreq + 4, iface.b, 4);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, add ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, mreq, sizeof(mreq)));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), IPPROTO_IP, add ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, mreq, sizeof(mreq)));
 }
 
 Napi::Value UserStack::MulticastInterface(const Napi::CallbackInfo& info) {
@@ -960,32 +978,40 @@ Napi::Value UserStack::MulticastInterface(const Napi::CallbackInfo& info) {
   if (Int(info, 1) != AF_INET) return Num(info.Env(), -EAFNOSUPPORT);
   ms::IpAddr a;
   if (!a.parse(info[2].As<Napi::String>().Utf8Value().c_str()) || a.family != 4) return Num(info.Env(), -EINVAL);
-  return Num(info.Env(), stack_.setsockopt(Int(info, 0), IPPROTO_IP, IP_MULTICAST_IF, a.b, 4));
+  return Num(info.Env(), stack_->setsockopt(Int(info, 0), IPPROTO_IP, IP_MULTICAST_IF, a.b, 4));
 }
 
 Napi::Value UserStack::Events(const Napi::CallbackInfo& info) {
   if (!alive_) return Num(info.Env(), 0);
-  return Num(info.Env(), stack_.events(Int(info, 0)));
+  return Num(info.Env(), stack_->events(Int(info, 0)));
+}
+
+void UserStack::DropRef(int sd) {
+  if (sd > 0 && size_t(sd) < refd_.size() && refd_[size_t(sd)]) { refd_[size_t(sd)] = 0; refs_--; rt_->Ref(-1); }
 }
 
 // a referenced socket keeps the loop alive through the runtime's timer
 Napi::Value UserStack::RefSocket(const Napi::CallbackInfo& info) {
-  if (alive_ && refd_.insert(Int(info, 0)).second) { refs_++; rt_->Ref(1); }
+  int sd = Int(info, 0);
+  // descriptors are small integers the engine reuses: one flag per descriptor
+  if (alive_ && sd > 0 && sd < (1 << 24)) {
+    if (size_t(sd) >= refd_.size()) refd_.resize(size_t(sd) + 1 + refd_.size() / 2, 0);
+    if (!refd_[size_t(sd)]) { refd_[size_t(sd)] = 1; refs_++; rt_->Ref(1); }
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value UserStack::UnrefSocket(const Napi::CallbackInfo& info) {
-  auto it = refd_.find(Int(info, 0));
-  if (it != refd_.end()) { refd_.erase(it); refs_--; rt_->Ref(-1); }
+  DropRef(Int(info, 0));
   return info.Env().Undefined();
 }
 
 Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   ms::IpAddr dst;
-  if (!ParseAddr(info[0].As<Napi::String>().Utf8Value(), &dst, &stack_)) return Num(info.Env(), -EINVAL);
+  if (!ParseAddr(info[0].As<Napi::String>().Utf8Value(), &dst, stack_.get())) return Num(info.Env(), -EINVAL);
   uint16_t idseq[2] = {0, 0};
-  int r = stack_.ping(dst, size_t(Int(info, 1)), idseq);
+  int r = stack_->ping(dst, size_t(Int(info, 1)), idseq);
   if (r < 0) return Num(info.Env(), r);
   pings_out_++;
   rt_->Ref(1);
@@ -994,16 +1020,18 @@ Napi::Value UserStack::Ping(const Napi::CallbackInfo& info) {
 
 void UserStack::DeliverPing(const ms::PingResult& r) {
   if (pings_out_ > 0) { pings_out_--; rt_->Ref(-1); }
-  if (on_ping_.IsEmpty()) return;
+  bool shared = on_ping_.IsEmpty();  // no per-stack callback: the runtime's, with the stack id first
+  if (shared && rt_->ping_handler_.IsEmpty()) return;
   napi_env env = Env();
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value from = nullptr;
   std::string text = r.from.family ? r.from.str() : "";
   napi_create_string_utf8(env, text.c_str(), text.size(), &from);
-  napi_value argv[6] = { NumberValue(env, double(r.id) * 65536 + r.seq), NumberValue(env, r.status), NumberValue(env, double(r.rtt)),
-                         from, NumberValue(env, r.ttl), NumberValue(env, double(r.bytes)) };
-  CallFromLoop(env, on_ping_, 6, argv);
+  napi_value argv[7] = { NumberValue(env, id_), NumberValue(env, double(r.id) * 65536 + r.seq), NumberValue(env, r.status),
+                         NumberValue(env, double(r.rtt)), from, NumberValue(env, r.ttl), NumberValue(env, double(r.bytes)) };
+  if (shared) CallFromLoop(env, rt_->ping_handler_, 7, argv);
+  else CallFromLoop(env, on_ping_, 6, argv + 1);
   napi_close_handle_scope(env, scope);
 }
 
@@ -1011,7 +1039,7 @@ Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!alive_) return o;
-  const ms::StackStats& s = stack_.stats();
+  const ms::StackStats& s = stack_->stats();
   auto group = [&](const char* name, std::initializer_list<std::pair<const char*, uint64_t>> kv) {
     Napi::Object g = Napi::Object::New(env);
     for (auto& p : kv) g.Set(p.first, Num(env, double(p.second)));
@@ -1063,7 +1091,7 @@ Napi::Value UserStack::Stats(const Napi::CallbackInfo& info) {
   if (!fd_ifs_.empty()) {
     Napi::Object links = Napi::Object::New(env);
     for (auto& f : fd_ifs_) {
-      const ms::Interface* ifp = stack_.interface(f->ifindex);
+      const ms::Interface* ifp = stack_->interface(f->ifindex);
       Napi::Object l = LinkStatsObject(env, *f->link);
       l.Set("url", Napi::String::New(env, f->url));
       links.Set(ifp ? ifp->name : std::to_string(f->ifindex), l);
@@ -1078,13 +1106,13 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   if (!alive_) return out;
   uint32_t k = 0;
-  for (const ms::SocketInfo& si : stack_.sockets()) {
+  for (const ms::SocketInfo& si : stack_->sockets()) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("sd", Num(env, si.sd));
     o.Set("type", Napi::String::New(env, si.type == SOCK_STREAM ? "tcp" : "udp"));
     o.Set("state", Napi::String::New(env, si.state));
-    o.Set("local", EndpointValue(env, si.local, &stack_));
-    o.Set("remote", EndpointValue(env, si.remote, &stack_));
+    o.Set("local", EndpointValue(env, si.local, stack_.get()));
+    o.Set("remote", EndpointValue(env, si.remote, stack_.get()));
     o.Set("sendQueue", Num(env, si.send_queue));
     o.Set("recvQueue", Num(env, si.recv_queue));
     o.Set("drops", Num(env, double(si.drops)));
@@ -1105,9 +1133,9 @@ Napi::Value UserStack::Sockets(const Napi::CallbackInfo& info) {
 Napi::Value UserStack::Inject(const Napi::CallbackInfo& info) {
   USER_GUARD(info);
   int ifindex = Int(info, 0);
-  if (!stack_.interface(ifindex)) return Num(info.Env(), -ENODEV);
+  if (!stack_->interface(ifindex)) return Num(info.Env(), -ENODEV);
   auto buf = info[1].As<Napi::Uint8Array>();
-  stack_.input(ifindex, buf.Data(), buf.ByteLength());
+  stack_->input(ifindex, buf.Data(), buf.ByteLength());
   return Num(info.Env(), 0);
 }
 
@@ -1329,6 +1357,13 @@ void InitUser(Napi::Env env, Napi::Object exports) {
   u.Set("setDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     UserRuntime* rt = UserRuntime::Get(info.Env());
     rt->dispatcher_ = Napi::Persistent(info[0].As<Napi::Function>());
+    return info.Env().Undefined();
+  }));
+  // one ping callback for every stack of the environment (id, key, status, rttUs, from, ttl,
+  // bytes): a stack then needs no function reference of its own
+  u.Set("setPingHandler", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    UserRuntime* rt = UserRuntime::Get(info.Env());
+    rt->ping_handler_ = Napi::Persistent(info[0].As<Napi::Function>());
     return info.Env().Undefined();
   }));
   u.Set("hubs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -521,6 +521,14 @@ void Stack::ping_poll() {
     r.seq = pings_[n].seq;
     r.status = -ETIMEDOUT;
     r.from = pings_[n].dst;
+    // still resolving the address on a link when the time is up (ARP/NDP give up at about the
+    // same moment): the answer is that the host is unreachable, whichever timer ran first
+    for (auto& i : ifs_) {
+      NeighbourKey k;
+      k.addr = pings_[n].dst;
+      k.ifindex = i->index;
+      if (const Neighbour* nb = neigh_.find(k)) if (nb->state == Neighbour::Incomplete) r.status = -EHOSTUNREACH;
+    }
     ping_done_.push_back(r);
     n++;
   }

@@ -7,10 +7,62 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
+#include <utility>
 #include <vector>
 
 namespace ms {
+
+/** a double-ended queue in one power-of-two ring (no per-block allocation as std::deque
+ *  does while it slides, and nothing allocated while empty: an empty std::deque holds ~600
+ *  bytes): push_back/pop_front O(1), random access, insert in the middle O(n) (rare).
+ *  T must be trivially copyable. kInit: the capacity of the first allocation (a power of 2). */
+template <class T, size_t kInit = 64>
+class Ring {
+  static_assert(kInit && (kInit & (kInit - 1)) == 0, "kInit must be a power of two");
+ public:
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  T& operator[](size_t i) { return v_[(h_ + i) & (v_.size() - 1)]; }
+  const T& operator[](size_t i) const { return v_[(h_ + i) & (v_.size() - 1)]; }
+  T& front() { return (*this)[0]; }
+  T& back() { return (*this)[n_ - 1]; }
+  const T& front() const { return (*this)[0]; }
+  const T& back() const { return (*this)[n_ - 1]; }
+  void push_back(const T& x) {
+    if (n_ == v_.size()) grow();
+    (*this)[n_++] = x;
+  }
+  void pop_front() { h_ = (h_ + 1) & (v_.size() - 1); n_--; }
+  /** insert x before position i (0 <= i <= size) */
+  void insert(size_t i, const T& x) {
+    if (n_ == v_.size()) grow();
+    for (size_t k = n_; k > i; k--) (*this)[k] = (*this)[k - 1];
+    (*this)[i] = x;
+    n_++;
+  }
+  void clear() { h_ = n_ = 0; }
+  void swap(Ring& o) { v_.swap(o.v_); std::swap(h_, o.h_); std::swap(n_, o.n_); }
+  /** remove every element equal to x, keeping the order of the others; O(n) */
+  void remove(const T& x) {
+    size_t k = 0;
+    for (size_t i = 0; i < n_; i++)
+      if (!((*this)[i] == x)) (*this)[k++] = (*this)[i];
+    n_ = k;
+  }
+  void shrink_to_fit() { if (n_ == 0) { std::vector<T>().swap(v_); h_ = 0; } }
+  template <class F> void for_each(F f) { for (size_t i = 0; i < n_; i++) f((*this)[i]); }
+  template <class F> void for_each(F f) const { for (size_t i = 0; i < n_; i++) f((*this)[i]); }
+
+ private:
+  void grow() {
+    std::vector<T> nv(v_.empty() ? kInit : v_.size() * 2);
+    for (size_t i = 0; i < n_; i++) nv[i] = (*this)[i];
+    v_.swap(nv);
+    h_ = 0;
+  }
+  std::vector<T> v_;
+  size_t h_ = 0, n_ = 0;
+};
 
 class SendBuffer {
  public:
@@ -64,15 +116,16 @@ class SendBuffer {
     }
   }
   void clear() {
-    for (uint8_t* c : chunks_) std::free(c);
+    chunks_.for_each([](uint8_t* c) { std::free(c); });
     chunks_.clear();
+    chunks_.shrink_to_fit();
     std::free(spare_);
     spare_ = nullptr;
     head_ = size_ = 0;
   }
 
  private:
-  std::deque<uint8_t*> chunks_;
+  Ring<uint8_t*, 8> chunks_;  // 8 chunks (128 KiB) before the first growth
   uint8_t* spare_ = nullptr;
   size_t head_ = 0, size_ = 0;
 };
@@ -115,48 +168,6 @@ class RecvRing {
  private:
   uint8_t* mem_ = nullptr;
   size_t size_ = 0, head_ = 0;
-};
-
-/** a double-ended queue in one power-of-two ring (no per-block allocation as std::deque
- *  does while it slides): push_back/pop_front O(1), random access, insert in the middle O(n)
- *  (rare). T must be trivially copyable. */
-template <class T>
-class Ring {
- public:
-  size_t size() const { return n_; }
-  bool empty() const { return n_ == 0; }
-  T& operator[](size_t i) { return v_[(h_ + i) & (v_.size() - 1)]; }
-  const T& operator[](size_t i) const { return v_[(h_ + i) & (v_.size() - 1)]; }
-  T& front() { return (*this)[0]; }
-  T& back() { return (*this)[n_ - 1]; }
-  const T& front() const { return (*this)[0]; }
-  const T& back() const { return (*this)[n_ - 1]; }
-  void push_back(const T& x) {
-    if (n_ == v_.size()) grow();
-    (*this)[n_++] = x;
-  }
-  void pop_front() { h_ = (h_ + 1) & (v_.size() - 1); n_--; }
-  /** insert x before position i (0 <= i <= size) */
-  void insert(size_t i, const T& x) {
-    if (n_ == v_.size()) grow();
-    for (size_t k = n_; k > i; k--) (*this)[k] = (*this)[k - 1];
-    (*this)[i] = x;
-    n_++;
-  }
-  void clear() { h_ = n_ = 0; }
-  void shrink_to_fit() { if (n_ == 0) { std::vector<T>().swap(v_); h_ = 0; } }
-  template <class F> void for_each(F f) { for (size_t i = 0; i < n_; i++) f((*this)[i]); }
-  template <class F> void for_each(F f) const { for (size_t i = 0; i < n_; i++) f((*this)[i]); }
-
- private:
-  void grow() {
-    std::vector<T> nv(v_.empty() ? 64 : v_.size() * 2);
-    for (size_t i = 0; i < n_; i++) nv[i] = (*this)[i];
-    v_.swap(nv);
-    h_ = 0;
-  }
-  std::vector<T> v_;
-  size_t h_ = 0, n_ = 0;
 };
 
 }  // namespace ms

@@ -15,7 +15,9 @@ enum class Congestion : uint8_t { NewReno, Cubic };
 /** per-stack TCP settings (newStack({ tcp: {...} })) */
 struct TcpConfig {
   Congestion congestion = Congestion::Cubic;
-  uint32_t send_buffer = 1u << 20;      // bytes, hard bound of the send queue per connection
+  uint32_t send_buffer = 1u << 20;      // bytes: the send queue's initial bound per connection
+  uint32_t send_buffer_max = 4u << 20;  // autotuning grows it up to this (unless SO_SNDBUF was set),
+                                        // as Linux's tcp_wmem[2]: the hard bound per connection
   uint32_t receive_buffer = 128u << 10; // initial receive buffer; grows (auto-tuning) up to receive_buffer_max
   uint32_t receive_buffer_max = 6u << 20;
   uint32_t mss = 0;                     // 0: from the route MTU

@@ -436,7 +436,7 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
       uint32_t n = upto - s->snd_buf_seq;
       s->sbuf.consume(n);
       s->snd_buf_seq = upto;
-      if (s->want_write) queue_notify(s);
+      if (s->want_write) { sndbuf_expand(s); queue_notify(s); }
     }
     if (s->sack_ok) tx_acked(s, ack, &ai);
     s->snd_una = ack;
@@ -659,6 +659,17 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
     else if (seq_gt(fin_seq, s->rcv_nxt)) { s->ofo_fin = true; s->ofo_fin_seq = fin_seq; s->ack_now = true; }
   }
   if (s->ofo_fin && s->ofo_fin_seq == s->rcv_nxt && !s->fin_rcvd) process_fin(s);
+}
+
+// Send-buffer autotuning (the idea of Linux's tcp_sndbuf_expand): when ACKs free room while the
+// application is held back by a full send buffer, and no loss is being repaired, the buffer
+// grows to twice the congestion window (one window in flight, one queued behind it), up to
+// sndbuf_max. Without it one stream could not go faster than sndbuf / RTT on long paths.
+void TcpCore::sndbuf_expand(TcpSocket* s) {
+  if (s->sndbuf_locked || s->sndbuf_cap >= s->sndbuf_max || s->in_recovery || s->loss_state) return;
+  uint64_t want = uint64_t(s->cwnd) * 2;
+  if (want <= s->sndbuf_cap) return;
+  s->sndbuf_cap = uint32_t(std::min<uint64_t>(want, s->sndbuf_max));
 }
 
 }  // namespace ms

@@ -1,7 +1,6 @@
 // Internals of the TCP module: the connection block (TcpSocket), congestion control, and
 // TcpCore, which TcpLayer forwards to. Not for use outside native/engine/tcp/.
 #pragma once
-#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -92,6 +91,7 @@ struct TcpSocket {
   TcpState state = TcpState::Closed;
   Endpoint local, remote;
   bool bound = false, bind_explicit = false, hashed = false;
+  uint32_t port_idx = 0;     // position in core->ports[local.port] (O(1) removal)
   RouteInfo route;
 
   // application-visible flags
@@ -150,8 +150,10 @@ struct TcpSocket {
   uint32_t last_sent_len = 0;
 
   // retransmission queue and RACK (RFC 8985), SACK connections only
-  Ring<TxSeg> txq;               // [snd_una, snd_max) in sequence order
-  Ring<RtxRec> rtxq;             // retransmissions in transmission order
+  // small first allocations (a connection that sends a few segments stays in malloc's fast
+  // per-size caches); both grow by doubling
+  Ring<TxSeg, 16> txq;           // [snd_una, snd_max) in sequence order
+  Ring<RtxRec, 16> rtxq;         // retransmissions in transmission order
   uint32_t lost_bytes = 0;       // unSACKed bytes marked lost
   uint32_t lost_pending = 0;     // ... of which no retransmission is in flight
   uint32_t retrans_bytes = 0;    // unSACKed bytes with a retransmission in flight
@@ -189,6 +191,8 @@ struct TcpSocket {
   uint32_t ofo_stamp = 0;
   uint32_t rcvbuf_cap = 0, rcvbuf_max = 0;
   bool rcvbuf_locked = false;
+  bool sndbuf_locked = false;  // SO_SNDBUF set: no autotuning
+  uint32_t sndbuf_max = 0;     // autotuning ceiling of sndbuf_cap
   uint32_t rcvq_copied = 0;
   Micros rcvq_time = 0;
   uint32_t rcv_rtt_us = 0;
@@ -220,7 +224,7 @@ struct TcpSocket {
 
   // listener
   uint32_t backlog = 0;
-  std::deque<TcpSocket*> accept_q;
+  Ring<TcpSocket*, 16> accept_q;  // allocated on the first connection
   std::vector<ReqSock*> reqs;
   TcpSocket* parent = nullptr;  // listener, while waiting in its accept queue
 
@@ -294,7 +298,9 @@ class TcpCore {
 
   std::unordered_map<ConnKey, TcpSocket*, ConnKeyHash> conns;
   std::unordered_map<ConnKey, ReqSock*, ConnKeyHash> reqs;
-  std::unordered_map<uint16_t, std::vector<TcpSocket*>> ports;
+  std::unordered_map<uint16_t, std::vector<TcpSocket*>> ports;  // every bound socket, by local port
+  std::unordered_map<uint16_t, std::vector<TcpSocket*>> listeners;  // the LISTEN ones only (a SYN does
+                                                                   // not scan a port's connections)
   std::vector<TimerEntry> heap;
   size_t nsockets = 0;
   uint32_t tw_count = 0;
@@ -310,6 +316,9 @@ class TcpCore {
   void unhash_conn(TcpSocket* s);
   void port_add(TcpSocket* s);
   void port_remove(TcpSocket* s);
+  void listener_add(TcpSocket* s);
+  void sndbuf_expand(TcpSocket* s);
+  void listener_remove(TcpSocket* s);
   bool port_conflict(const TcpSocket* s, const IpAddr& a, uint16_t port, bool reuse) const;
   int autobind(TcpSocket* s, const Endpoint* remote);
   TcpSocket* find_conn(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) const;

@@ -58,8 +58,9 @@ TcpCore::~TcpCore() {
   for (auto& kv : reqs) delete kv.second;
   std::vector<TcpSocket*> extra;
   for (TcpSocket* s : all)
-    for (TcpSocket* c : s->accept_q)
+    s->accept_q.for_each([&](TcpSocket* c) {
       if (!std::binary_search(all.begin(), all.end(), c)) extra.push_back(c);
+    });
   for (TcpSocket* s : all) delete s;
   for (TcpSocket* c : extra) delete c;
 }
@@ -72,6 +73,7 @@ TcpSocket* TcpCore::new_socket(int family, int user_id) {
   s->family = uint8_t(family);
   s->user_id = user_id;
   s->sndbuf_cap = cfg.send_buffer;
+  s->sndbuf_max = std::max(cfg.send_buffer_max, cfg.send_buffer);
   s->rcvbuf_cap = cfg.receive_buffer;
   s->rcvbuf_max = cfg.receive_buffer_max;
   s->rto_us = cfg.rto_initial_ms * 1000;
@@ -85,10 +87,9 @@ TcpSocket* TcpCore::new_socket(int family, int user_id) {
 
 void TcpCore::free_socket(TcpSocket* s) {
   if (s->dead) return;
-  if (s->state == TcpState::Listen) close_listener(s);
+  if (s->state == TcpState::Listen) { close_listener(s); listener_remove(s); }
   if (s->parent) {
-    auto& q = s->parent->accept_q;
-    q.erase(std::remove(q.begin(), q.end(), s), q.end());
+    s->parent->accept_q.remove(s);
     s->parent = nullptr;
   }
   unhash_conn(s);
@@ -115,18 +116,37 @@ void TcpCore::unhash_conn(TcpSocket* s) {
   s->hashed = false;
 }
 void TcpCore::port_add(TcpSocket* s) {
-  ports[s->local.port].push_back(s);
+  auto& v = ports[s->local.port];
+  s->port_idx = uint32_t(v.size());
+  v.push_back(s);
   s->bound = true;
 }
+// O(1): the last socket of the port takes the removed one's place (a listener's port holds
+// every accepted connection, TIME-WAIT ones included; the order does not matter)
 void TcpCore::port_remove(TcpSocket* s) {
   if (!s->bound) return;
   auto it = ports.find(s->local.port);
   if (it != ports.end()) {
     auto& v = it->second;
-    v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    size_t i = s->port_idx;
+    if (i < v.size() && v[i] == s) {
+      v[i] = v.back();
+      v[i]->port_idx = uint32_t(i);
+      v.pop_back();
+    }
     if (v.empty()) ports.erase(it);
   }
   s->bound = false;
+}
+void TcpCore::listener_add(TcpSocket* s) {
+  listeners[s->local.port].push_back(s);
+}
+void TcpCore::listener_remove(TcpSocket* s) {
+  auto it = listeners.find(s->local.port);
+  if (it == listeners.end()) return;
+  auto& v = it->second;
+  v.erase(std::remove(v.begin(), v.end(), s), v.end());
+  if (v.empty()) listeners.erase(it);
 }
 
 TcpSocket* TcpCore::find_conn(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) const {
@@ -135,8 +155,8 @@ TcpSocket* TcpCore::find_conn(const IpAddr& l, uint16_t lp, const IpAddr& r, uin
 }
 
 TcpSocket* TcpCore::find_listener(const IpAddr& l, uint16_t lp) const {
-  auto it = ports.find(lp);
-  if (it == ports.end()) return nullptr;
+  auto it = listeners.find(lp);
+  if (it == listeners.end()) return nullptr;
   TcpSocket* wild = nullptr;
   for (TcpSocket* s : it->second) {
     if (s->state != TcpState::Listen || s->family != l.family) continue;
@@ -596,6 +616,7 @@ TcpSocket* TcpCore::child_from(TcpSocket* l, const ReqSock& r, const TcpSegment&
   c->keep_idle_ms = l->keep_idle_ms; c->keep_intvl_ms = l->keep_intvl_ms; c->keep_cnt = l->keep_cnt;
   c->sndbuf_cap = l->sndbuf_cap; c->rcvbuf_cap = l->rcvbuf_cap; c->rcvbuf_max = l->rcvbuf_max;
   c->rcvbuf_locked = l->rcvbuf_locked; c->user_mss = l->user_mss;
+  c->sndbuf_max = l->sndbuf_max; c->sndbuf_locked = l->sndbuf_locked;
   int err = 0;
   setup_route(c, &err);
   if (err) { c->pmtu = 1500; }
@@ -633,9 +654,10 @@ TcpSocket* TcpCore::child_from(TcpSocket* l, const ReqSock& r, const TcpSegment&
 
 void TcpCore::close_listener(TcpSocket* l) {
   while (!l->reqs.empty()) req_free(l->reqs.back());
-  std::deque<TcpSocket*> q;
+  Ring<TcpSocket*, 16> q;
   q.swap(l->accept_q);
-  for (TcpSocket* c : q) {
+  for (size_t i = 0; i < q.size(); i++) {
+    TcpSocket* c = q[i];
     c->parent = nullptr;
     if (c->synchronized() && c->state != TcpState::TimeWait) send_rst(c);
     c->orphan = true;
@@ -683,8 +705,8 @@ int TcpLayer::listen(TcpSocket* s, int backlog) {
     if (c.autobind(s, nullptr)) return -EADDRINUSE;
   } else if (s->state == TcpState::Closed) {
     // another listener on an overlapping address
-    auto it = c.ports.find(s->local.port);
-    if (it != c.ports.end())
+    auto it = c.listeners.find(s->local.port);
+    if (it != c.listeners.end())
       for (TcpSocket* o : it->second) {
         if (o == s || o->family != s->family || o->state != TcpState::Listen) continue;
         if (o->local.addr.is_unspecified() || s->local.addr.is_unspecified() || o->local.addr == s->local.addr) return -EADDRINUSE;
@@ -692,6 +714,7 @@ int TcpLayer::listen(TcpSocket* s, int backlog) {
   }
   if (backlog < 1) backlog = 1;
   s->backlog = std::min<uint32_t>(uint32_t(backlog), c.cfg.max_backlog);
+  if (s->state != TcpState::Listen) c.listener_add(s);
   s->state = TcpState::Listen;
   return 0;
 }
@@ -906,6 +929,7 @@ int TcpLayer::set_option(TcpSocket* s, int level, int opt, int v) {
       case kSoSndbuf:
         if (v < 0) return -EINVAL;
         s->sndbuf_cap = std::max<uint32_t>(4608, std::min<uint32_t>(uint32_t(v) * 2u, 64u << 20));  // doubled, as Linux
+        s->sndbuf_locked = true;
         return 0;
       case kSoRcvbuf: {
         if (v < 0) return -EINVAL;
