@@ -32,12 +32,19 @@ export interface OtipHost {
   addAddress(cidr: string, iface?: string | number): void;
   removeAddress(address: string, iface?: string | number): void;
   readonly closed: boolean;
+  /** where the stack has them (user stacks): an address that moved on drains first, so its
+      connections live on while new ones are refused, and goes when the last one ends */
+  drainAddress?(address: string, iface?: string | number, draining?: boolean): void;
+  connectionsOn?(address: string): number;
 }
 
 /** Events: 'change' (addresses now up: string[]), 'error'. */
 export class OtipAddress extends EventEmitter {
   readonly options: Required<Omit<OtipOptions, 'iface'>> & { iface?: string | number };
   private active = new Set<string>();
+  /** addresses that moved on but still carry connections */
+  private draining = new Set<string>();
+  private drainTimer: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -81,6 +88,10 @@ export class OtipAddress extends EventEmitter {
     let changed = false;
     for (const a of want) {
       if (this.active.has(a)) continue;
+      if (this.draining.delete(a)) {
+        // wanted again (a clock set back): usable again
+        try { this.host.drainAddress!(a, this.options.iface, false); this.active.add(a); changed = true; continue; } catch { /* add it anew */ }
+      }
       try {
         this.host.addAddress(`${a}/${this.options.prefix}`, this.options.iface);
         this.active.add(a);
@@ -91,12 +102,34 @@ export class OtipAddress extends EventEmitter {
     }
     for (const a of [...this.active]) {
       if (want.has(a)) continue;
-      try { this.host.removeAddress(a, this.options.iface); } catch { /* already gone */ }
       this.active.delete(a);
       changed = true;
+      if (this.host.connectionsOn && this.host.drainAddress && this.host.connectionsOn(a) > 0) {
+        try { this.host.drainAddress(a, this.options.iface, true); this.draining.add(a); continue; } catch { /* remove it */ }
+      }
+      try { this.host.removeAddress(a, this.options.iface); } catch { /* already gone */ }
     }
+    this.reap();
     if (changed) this.emit('change', this.addresses);
     return this.addresses;
+  }
+
+  /** addresses still draining (connections made before the move, still open) */
+  get drainingAddresses(): string[] { return [...this.draining]; }
+
+  /** remove draining addresses whose last connection ended; checks again each second while any drain */
+  reap(): void {
+    for (const a of [...this.draining]) {
+      if (this.host.closed || (this.host.connectionsOn?.(a) ?? 0) === 0) {
+        this.draining.delete(a);
+        if (!this.host.closed) { try { this.host.removeAddress(a, this.options.iface); } catch { /* gone */ } }
+        if (!this.active.has(a)) this.emit('change', this.addresses);
+      }
+    }
+    if (this.draining.size && !this.drainTimer && !this.stopped) {
+      this.drainTimer = setTimeout(() => { this.drainTimer = null; this.reap(); }, 1000);
+      this.drainTimer.unref();
+    }
   }
 
   /** keep updating at every window edge (real time); returns this */
@@ -126,7 +159,10 @@ export class OtipAddress extends EventEmitter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (!this.host.closed) for (const a of this.active) { try { this.host.removeAddress(a, this.options.iface); } catch { /* gone */ } }
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+    if (!this.host.closed) for (const a of [...this.active, ...this.draining]) { try { this.host.removeAddress(a, this.options.iface); } catch { /* gone */ } }
     this.active.clear();
+    this.draining.clear();
   }
 }

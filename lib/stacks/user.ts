@@ -219,6 +219,7 @@ interface NativeUserStack extends SocketOps {
   addRoute(to: string, prefix: number, via: string, ifindex?: number): number;
   removeAddress(ifindex: number, address: string): number;
   removeRoute(to: string, prefix: number): number;
+  setAddressDraining(ifindex: number, address: string, draining: boolean): number;
   interfaces(): InterfaceInfo[];
   socket(domain: number, type: number, protocol: number): number;
   events(sd: number): number;
@@ -775,6 +776,28 @@ export class UserStack extends EventEmitter implements Stack {
     if (old) old.stop();
     this.dhcpClients.set(c.ifindex, c);
     return c.start();
+  }
+
+  /**
+   * Let an address drain: connections already made to it go on, new ones are refused, and it is
+   * not chosen as a source. drainAddress(a, iface, false) makes it usable again.
+   */
+  drainAddress(address: string, iface?: string | number, draining = true): void {
+    const a = address.replace(/\/\d+$/, '');
+    if (!isIP(a.replace(/%.*$/, ''))) throw codedError('ERR_INVALID_IP_ADDRESS', `Invalid IP address: ${address}`, TypeError);
+    check(this.native.setAddressDraining(this.ifindexOf(iface), a, draining), 'drainAddress', a);
+  }
+
+  /** how many TCP connections (not listeners, not TIME-WAIT) have local address `address` */
+  connectionsOn(address: string): number {
+    const a = address.replace(/\/\d+$/, '');
+    let n = 0;
+    for (const r of this.sockets()) {
+      if (r.type !== 'tcp' || r.state === 'LISTEN' || r.state === 'TIME-WAIT' || r.state === 'TIME_WAIT') continue;
+      const local = r.local.startsWith('[') ? r.local.slice(1, r.local.lastIndexOf(']')) : r.local.slice(0, r.local.lastIndexOf(':'));
+      if (local === a) n++;
+    }
+    return n;
   }
 
   /** remove the route to a prefix ('default' or 'ADDR/LEN') */

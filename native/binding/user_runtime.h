@@ -157,6 +157,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   Napi::Value AddRoute(const Napi::CallbackInfo& info);
   Napi::Value RemoveAddress(const Napi::CallbackInfo& info);
   Napi::Value RemoveRoute(const Napi::CallbackInfo& info);
+  Napi::Value SetAddressDraining(const Napi::CallbackInfo& info);
   Napi::Value Interfaces(const Napi::CallbackInfo& info);
   Napi::Value Socket(const Napi::CallbackInfo& info);
   Napi::Value Bind(const Napi::CallbackInfo& info);

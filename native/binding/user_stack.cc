@@ -425,6 +425,7 @@ Napi::Function UserStack::Init(Napi::Env env) {
     InstanceMethod("addRoute", &UserStack::AddRoute),
     InstanceMethod("removeAddress", &UserStack::RemoveAddress),
     InstanceMethod("removeRoute", &UserStack::RemoveRoute),
+    InstanceMethod("setAddressDraining", &UserStack::SetAddressDraining),
     InstanceMethod("interfaces", &UserStack::Interfaces),
     InstanceMethod("socket", &UserStack::Socket),
     InstanceMethod("bind", &UserStack::Bind),
@@ -731,6 +732,14 @@ Napi::Value UserStack::RemoveAddress(const Napi::CallbackInfo& info) {
   ms::IpAddr a;
   if (!a.parse(info[1].As<Napi::String>().Utf8Value().c_str())) return Num(info.Env(), -EINVAL);
   return Num(info.Env(), stack_->remove_address(Int(info, 0), a));
+}
+
+Napi::Value UserStack::SetAddressDraining(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  ms::IpAddr a;
+  if (!ParseAddr(info[1].As<Napi::String>().Utf8Value(), &a, stack_.get())) return Num(info.Env(), -EINVAL);
+  a.scope = 0;
+  return Num(info.Env(), stack_->set_address_draining(Int(info, 0), a, info[2].ToBoolean().Value()));
 }
 
 Napi::Value UserStack::RemoveRoute(const Napi::CallbackInfo& info) {

@@ -46,6 +46,9 @@ struct IfAddr {
   uint8_t prefix = 0;
   // IPv6 (RFC 4862): a tentative address is not used until duplicate address detection ends
   bool tentative = false;
+  // draining (One-Time IP addresses that moved on): packets of existing connections are still
+  // taken, new connections are refused, and it is never chosen as a source
+  bool draining = false;
   bool autoconf = false;     // formed by SLAAC from a router advertisement
   uint8_t dad_left = 0;      // neighbour solicitations still to send
   Micros dad_timer = kNever; // next solicitation, or the end of detection

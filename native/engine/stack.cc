@@ -98,6 +98,14 @@ int Stack::add_address(int ifindex, const IpAddr& addr, uint8_t prefix) {
   return 0;
 }
 
+void Stack::remove_connected_route(Interface* ifp, const IpAddr& addr, uint8_t prefix) {
+  // the on-link route stays while another address of the interface is on that network
+  IpAddr net = prefix_network(addr, prefix);
+  for (auto& x : ifp->addrs)
+    if (x.addr.family == addr.family && x.prefix == prefix && prefix_network(x.addr, prefix) == net) return;
+  routes_.remove_connected(ifp->index, net, prefix);
+}
+
 int Stack::remove_address(int ifindex, const IpAddr& addr) {
   Interface* ifp = iface(ifindex);
   if (!ifp) return -ENODEV;
@@ -106,7 +114,7 @@ int Stack::remove_address(int ifindex, const IpAddr& addr) {
       uint8_t prefix = ifp->addrs[i].prefix;
       if (addr.family == 6) { dad_failed(ifp, ifp->addrs[i].addr); stats_.icmp6.dad_failures--; return 0; }
       ifp->addrs.erase(ifp->addrs.begin() + long(i));
-      routes_.remove_connected(ifindex, prefix_network(addr, prefix), prefix);
+      remove_connected_route(ifp, addr, prefix);
       rc_gen_ = 0;
       return 0;
     }

@@ -232,6 +232,11 @@ class Stack final : public TcpHost {
   uint64_t random64() override { return rng_.next(); }
   int route(const IpAddr& dst, RouteInfo* out) override;
   bool is_local_address(const IpAddr& a) const override;
+  bool accepts_new_connections(const IpAddr& a) const override;
+  /** mark an address draining (true) or usable again: see IfAddr::draining */
+  int set_address_draining(int ifindex, const IpAddr& addr, bool draining);
+  /** after an address went: its on-link route, unless another address keeps it */
+  void remove_connected_route(Interface* ifp, const IpAddr& addr, uint8_t prefix);
   void output(const IpAddr& src, const IpAddr& dst, PacketBuf&& segment) override;
   void notify(TcpSocket* s, uint32_t events) override;
 

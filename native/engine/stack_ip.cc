@@ -46,6 +46,26 @@ bool Stack::is_local_address(const IpAddr& a) const {
   return false;
 }
 
+bool Stack::accepts_new_connections(const IpAddr& a) const {
+  for (auto& i : ifs_)
+    for (auto& x : i->addrs)
+      if (x.draining && x.addr == a) return false;
+  return true;
+}
+
+int Stack::set_address_draining(int ifindex, const IpAddr& addr, bool draining) {
+  Interface* ifp = iface(ifindex);
+  if (!ifp) return -ENODEV;
+  for (auto& x : ifp->addrs) {
+    if (x.addr == addr) {
+      x.draining = draining;
+      rc_gen_ = 0;  // cached routes may hold it as a source
+      return 0;
+    }
+  }
+  return -EADDRNOTAVAIL;
+}
+
 // ---------------------------------------------------------------- input
 
 void Stack::ip_input(Interface* ifp, const uint8_t* p, size_t len, bool verify) {

@@ -191,7 +191,7 @@ void Stack::dad_failed(Interface* ifp, IpAddr addr) {
     if (ifp->addrs[i].addr != addr) continue;
     IfAddr x = ifp->addrs[i];
     ifp->addrs.erase(ifp->addrs.begin() + long(i));
-    if (x.prefix < 128 && !v6_linklocal(addr.b)) routes_.remove_connected(ifp->index, prefix_network(addr, x.prefix), x.prefix);
+    if (x.prefix < 128 && !v6_linklocal(addr.b)) remove_connected_route(ifp, addr, x.prefix);
     mld_leave(ifp, solicited_node(addr));
     rc_gen_ = 0;
     if (!x.autoconf || !x.tentative) return;
@@ -215,7 +215,7 @@ const IfAddr* Stack::v6_source(const Interface* ifp, const IpAddr& dst) const {
   int best_score = -1;
   const bool dst_ll = v6_linklocal(dst.b) || v6_mcast_linkscope(dst.b);
   for (auto& x : ifp->addrs) {
-    if (x.addr.family != 6 || x.tentative) continue;
+    if (x.addr.family != 6 || x.tentative || x.draining) continue;
     bool ll = v6_linklocal(x.addr.b);
     int score = 0;
     if (ll == dst_ll) score += 1000;  // rule 2: appropriate scope

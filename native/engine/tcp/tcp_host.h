@@ -65,6 +65,8 @@ class TcpHost {
   virtual int route(const IpAddr& dst, RouteInfo* out) = 0;
   /** is a an address of this stack (for bind: EADDRNOTAVAIL otherwise) */
   virtual bool is_local_address(const IpAddr& a) const = 0;
+  /** may a new connection be made to local address a (false: a draining address, refused) */
+  virtual bool accepts_new_connections(const IpAddr& /*a*/) const { return true; }
   /** send one TCP segment (TCP header + payload, checksum filled unless the route said offload) */
   virtual void output(const IpAddr& src, const IpAddr& dst, PacketBuf&& segment) = 0;
   /** readiness of s changed (see kEv* bits); the host looks up its socket through s's user id */

@@ -52,7 +52,8 @@ void TcpCore::input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size
     arm(l);
     return;
   }
-  if (TcpSocket* l = find_listener(dst, seg.dport)) {
+  TcpSocket* l = find_listener(dst, seg.dport);
+  if (l && host.accepts_new_connections(dst)) {
     listen_input(l, src, dst, seg);
     arm(l);
     return;
