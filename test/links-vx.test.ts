@@ -180,13 +180,112 @@ describe('vde:// — two Node processes on one vde_switch', () => {
   });
 });
 
+describe('vde:// — a user stack and the Linux kernel through vde_switch and vde_plug', () => {
+  const skip = requires({ root: isRoot, vde_switch: has('vde_switch'), vde_plug: has('vde_plug'), ip: has('ip'), ping: has('ping'), curl: has('curl') });
+  ciGuard('vde to the kernel', skip);
+  it('kernel ping, curl to a server on the user stack, a user-stack client to a kernel server, 128 MiB byte-exact both ways', { skip, timeout: 300_000 }, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msvx-kern-'));
+    const ns = `msvx-kern-${process.pid}`;
+    const tap = `msvk${process.pid % 100000}`;
+    const swdir = path.join(dir, 'sw');
+    const file = path.join(dir, 'vde-kernel.pcap');
+    const sw = spawn('vde_switch', ['-s', swdir], { stdio: ['pipe', 'ignore', 'ignore'] });
+    let plug: ChildProcess | undefined;
+    let s: UserStack | undefined;
+    const servers: { close(): void }[] = [];
+    try {
+      for (let i = 0; i < 250 && !fs.existsSync(path.join(swdir, 'ctl')); i++) await new Promise((r) => setTimeout(r, 20));
+      sh('ip', ['netns', 'add', ns]);
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      // Debian's vde_plug joins the switch to a TAP device inside the namespace: the kernel's side
+      plug = spawn('ip', ['netns', 'exec', ns, 'vde_plug', `vde://${swdir}`, `tap://${tap}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let plugErr = '';
+      plug.stderr!.on('data', (d) => { plugErr += d; });
+      for (let i = 0; i < 250 && spawnSync('ip', ['-n', ns, 'link', 'show', tap]).status !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(spawnSync('ip', ['-n', ns, 'link', 'show', tap]).status, 0, `vde_plug made ${tap} in the namespace: ${plugErr}`);
+      sh('ip', ['-n', ns, 'addr', 'add', '10.74.0.1/24', 'dev', tap]);
+      sh('ip', ['-n', ns, 'link', 'set', tap, 'up']);
+
+      s = ms.newStack({ interfaces: [{ link: `vde://${swdir}`, ip: '10.74.0.2/24', capture: file }] });
+      // ping both ways
+      // (asynchronously: the user stack answers from this process's event loop)
+      const pingK = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.74.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout!.on('data', (d) => { out += d; });
+        p.stderr!.on('data', (d) => { out += d; });
+        p.on('close', (code) => resolve({ code, out }));
+      });
+      assert.equal(pingK.code, 0, `kernel ping to the user stack: ${pingK.out}`);
+      assert.ok((await s.ping('10.74.0.1')) >= 0);
+      // a kernel echo server in the namespace (a socket made there from this process)
+      const k = ms.stack(`netns:${ns}`);
+      const ks = k.net.createServer((c) => { c.on('error', () => undefined); c.pipe(c); });
+      servers.push(ks);
+      await new Promise<void>((r) => ks.listen(7007, '10.74.0.1', r));
+      // the capture for tshark covers ARP, ICMP and a 4 MiB exchange; the 128 MiB runs follow uncaptured
+      await echoExact(s.net, '10.74.0.1', 7007, 4 * MiB);
+      s.capture(null);
+
+      // curl in the namespace downloads 128 MiB from an HTTP server on the user stack
+      const http = await import('node:http');
+      // what the server writes is hashed as it goes (payload() draws fresh random blocks per call)
+      const body = createHash('sha256');
+      let bodyBytes = 0;
+      const h = http.createServer((req, res) => {
+        res.writeHead(200, { 'content-length': String(128 * MiB) });
+        const gen = payload(128 * MiB, 1 << 16, 11);
+        const pump = () => {
+          for (let n = gen.next(); !n.done; n = gen.next()) {
+            body.update(n.value);
+            bodyBytes += n.value.length;
+            if (!res.write(n.value)) { res.once('drain', pump); return; }
+          }
+          res.end();
+        };
+        pump();
+      });
+      const hs = s.net.createServer((c) => h.emit('connection', c));
+      servers.push(hs);
+      await new Promise<void>((r) => hs.listen(8080, r));
+      const t0 = Date.now();
+      const curl = await new Promise<{ code: number | null; sha: string; bytes: number; err: string }>((resolve) => {
+        const p = spawn('ip', ['netns', 'exec', ns, 'curl', '-sS', '--max-time', '120', 'http://10.74.0.2:8080/big'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const hh = createHash('sha256');
+        let bytes = 0, err = '';
+        p.stdout!.on('data', (d: Buffer) => { hh.update(d); bytes += d.length; });
+        p.stderr!.on('data', (d) => { err += d; });
+        p.on('close', (code) => resolve({ code, sha: hh.digest('hex'), bytes, err }));
+      });
+      assert.equal(curl.code, 0, `curl: ${curl.err}`);
+      assert.equal(curl.bytes, bodyBytes);
+      assert.equal(curl.sha, body.digest('hex'), 'curl got the body byte-exact');
+      t.diagnostic(`kernel curl <- user stack over vde_switch, 128 MiB: ${mbps(128 * MiB, Date.now() - t0)}`);
+
+      // a user-stack client to a kernel server in the namespace: 128 MiB echoed, both ways at once
+      const msec = await echoExact(s.net, '10.74.0.1', 7007, 128 * MiB);
+      t.diagnostic(`user stack -> kernel echo over vde_switch, 128 MiB each way: ${mbps(128 * MiB, msec)} each way`);
+      assert.equal(s.stats().links!.eth0.rxMalformed, 0);
+    } finally {
+      for (const x of servers) x.close();
+      s?.close();
+      plug?.kill('SIGTERM');
+      sw.kill('SIGKILL');
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
+    checkCapture(file, [7007, 8080], 500);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('vxvde:// — three Node processes in three network namespaces on one group', () => {
   const skip = requires({ root: isRoot, 'ip (iproute2)': has('ip') });
   ciGuard('vxvde', skip);
-  it('all pairs ping and echo TCP byte-exact; no malformed frames', { skip, timeout: 180_000 }, async (t) => {
+  it('all pairs ping and echo TCP byte-exact; the appliance that leaves (goodbye) and comes back elsewhere with its MAC and IP is reachable at once', { skip, timeout: 180_000 }, async (t) => {
     const id = process.pid;
     const br = `msvxjbr${id}`;
-    const nss = [1, 2, 3].map((i) => `msvxj${i}-${id}`);
+    // three hosts, and a fourth where the third one's appliance moves to
+    const nss = [1, 2, 3, 4].map((i) => `msvxj${i}-${id}`);
     const peers: Peer[] = [];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msvx-js-'));
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -206,10 +305,12 @@ describe('vxvde:// — three Node processes in three network namespaces on one g
         sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
         sh('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
       });
-      for (const [k, ns] of nss.entries()) {
+      const macs: string[] = [];
+      for (const [k, ns] of nss.slice(0, 3).entries()) {
         const p = startPeer(ns);
         peers.push(p);
-        await p.ask({ op: 'start', link: 'vxvde://239.77.0.9/vni=9', ip: `10.68.0.${k + 1}/24`, capture: k === 0 ? file : undefined }, 'ready');
+        const { mac } = await p.ask({ op: 'start', link: 'vxvde://239.77.0.9/vni=9', ip: `10.68.0.${k + 1}/24`, capture: k === 0 ? file : undefined }, 'ready') as { mac: string };
+        macs.push(mac);
       }
       for (let i = 0; i < 3; i++) {
         for (let j = 0; j < 3; j++) {
@@ -220,6 +321,21 @@ describe('vxvde:// — three Node processes in three network namespaces on one g
           assert.equal(echoed.bytes, 2 * MiB);
           t.diagnostic(`vxvde ${i + 1} -> ${j + 1}: echo of 2 MiB, ${mbps(2 * MiB, echoed.ms)} each way`);
         }
+      }
+      // the appliance on host 3 stops (its link says goodbye) and starts on host 4 with the same
+      // MAC and IP: hosts 1 and 2 forgot where that MAC was, so their first frames flood and
+      // find it; without the goodbye they would unicast to host 3 until the entry aged out
+      // (vxvde's expiretime, 128 s by default) and this ping would time out
+      await peers[2].close();
+      peers.splice(2, 1);
+      const moved = startPeer(nss[3]);
+      peers.push(moved);
+      await moved.ask({ op: 'start', link: 'vxvde://239.77.0.9/vni=9', ip: '10.68.0.3/24', mac: macs[2] }, 'ready');
+      for (const i of [0, 1]) {
+        const { pinged } = await peers[i].ask({ op: 'ping', host: '10.68.0.3' }, 'pinged') as { pinged: number };
+        assert.ok(pinged >= 0, `host ${i + 1} reaches the moved appliance`);
+        const { echoed } = await peers[i].ask({ op: 'echo', host: '10.68.0.3', port: 7, bytes: MiB }, 'echoed') as { echoed: { bytes: number } };
+        assert.equal(echoed.bytes, MiB);
       }
       for (const p of peers) {
         const { stats } = await p.ask({ op: 'stats' }, 'stats') as { stats: { links: Record<string, { kind: string; up: boolean; rxMalformed: number; rxFrames: number }> } };

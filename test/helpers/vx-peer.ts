@@ -1,6 +1,6 @@
 // A peer in another Node process (possibly inside a network namespace, started through
 // `ip netns exec`) for test/links-vx.test.ts: a user stack on the link it is told
-// ({ op: 'start', link, ip, capture? } -> { ready, mac }), with a TCP echo server on port 7.
+// ({ op: 'start', link, ip, mac?, capture? } -> { ready, mac }), with a TCP echo server on port 7.
 // { op: 'ping', host } -> { pinged: rtt ms }; { op: 'echo', host, port, bytes } sends that many
 // pseudo-random bytes to an echo server, checks every byte that comes back and answers
 // { echoed: { bytes, ms } }; { op: 'stats' } -> { stats }; { op: 'exit' } ends it. Errors:
@@ -36,10 +36,10 @@ async function echo(host: string, port: number, total: number): Promise<{ bytes:
   return { bytes: got, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
-process.on('message', (m: { op: string; link?: string; ip?: string; capture?: string; host?: string; port?: number; bytes?: number }) => {
+process.on('message', (m: { op: string; link?: string; ip?: string; mac?: string; capture?: string; host?: string; port?: number; bytes?: number }) => {
   (async () => {
     if (m.op === 'start') {
-      stack = ms.newStack({ interfaces: [{ link: m.link!, ip: m.ip!, capture: m.capture }] });
+      stack = ms.newStack({ interfaces: [{ link: m.link!, ip: m.ip!, mac: m.mac, capture: m.capture }] });
       const srv = stack.net.createServer((s) => { s.on('error', () => undefined); s.pipe(s); });
       await new Promise<void>((r) => srv.listen(7, () => r()));
       reply({ ready: true, mac: stack.interfaces[0]?.mac });
