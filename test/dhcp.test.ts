@@ -36,7 +36,10 @@ describe('iothconf strings', () => {
     assert.equal(ms.parseConfigString('auto4').dhcp, true);
     assert.equal(ms.parseConfigString('rd,slaac').interfaces![0].slaac, true);
     assert.throws(() => ms.parseConfigString('rd'), { code: 'ENOTSUP' });
-    assert.throws(() => ms.parseConfigString('auto'), { code: 'ENOTSUP' });
+    assert.throws(() => ms.parseConfigString('dhcp6'), { code: 'ENOTSUP' });
+    const auto = ms.parseConfigString('auto,link=hub://x');
+    assert.equal(auto.dhcp, true);
+    assert.equal(auto.interfaces![0].slaac, true);
     assert.throws(() => ms.parseConfigString('-ip=10.0.0.1'), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => ms.parseConfigString('nonsense'), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => ms.parseConfigString(42 as never), { code: 'ERR_INVALID_ARG_TYPE' });

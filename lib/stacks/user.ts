@@ -145,8 +145,8 @@ function splitConfig(text: string): string[] {
  * `ip=` and `dns=` may repeat; without a length an IPv4 address is /24, an IPv6 one /64).
  * `dhcp` (or `dhcp4`, `dhcpv4`, `auto4`) starts a DHCPv4 client on the interface; `eth` with
  * `fqdn=` and no `mac=` takes the MAC hashed from the name (as iothconf). `slaac` (with or
- * without `rd`) forms IPv6 addresses and the default route from router advertisements; DHCPv6
- * (`dhcp6`, `auto`, `auto6`) is not there yet: ENOTSUP.
+ * without `rd`) forms IPv6 addresses and the default route from router advertisements. There is
+ * no DHCPv6 client: `dhcp6` is ENOTSUP, and `auto` (`auto6`) means eth, dhcp (v4) and rd,slaac.
  * Removals (`-ip=`, `-dhcp`, ...) apply to a running stack: see UserStack.config(). Commas
  * inside quotes, as in link=cmd://"ssh h vde_plug /tmp/a,b", do not split.
  */
@@ -188,8 +188,12 @@ export function parseConfigString(text: string): StackOptions {
       case 'debug': break;
       case 'slaac': slaac = true; break;
       case 'rd': case 'rd6': rd = true; break;
-      case 'dhcp6': case 'dhcpv6': case 'auto': case 'auto6': case 'autov6':
-        throw systemError('ENOTSUP', 'newStack', key, undefined, `'${key}' needs DHCPv6, which the user stack does not have yet (use rd,slaac)`);
+      // auto: iothconf's eth,dhcp,dhcp6,rd; without a DHCPv6 client here, IPv6 comes from router
+      // discovery with SLAAC (documented); dhcp6 itself is refused
+      case 'auto': eth = true; dhcp = true; rd = true; slaac = true; break;
+      case 'auto6': case 'autov6': eth = true; rd = true; slaac = true; break;
+      case 'dhcp6': case 'dhcpv6':
+        throw systemError('ENOTSUP', 'newStack', key, undefined, `'${key}': the user stack has no DHCPv6 client (IPv6 addresses come from rd,slaac)`);
       default:
         if (key.startsWith('-')) throw invalidArgValue('config', text, `has the removal '${key}', which applies to a running stack (stack.config())`);
         throw codedError('ERR_INVALID_ARG_VALUE', `The argument 'config' is invalid: unknown key '${key}' in '${text}'`, TypeError);
