@@ -97,7 +97,11 @@ describe('dhcp with dnsmasq', { skip: why ? `skipped: ${why}` : false }, () => {
     const u = ms.newStack({ interfaces: [{ link: `hub://${hub}`, mac: '02:00:5e:10:00:07' }] });
     closers.push(() => u.close());
     assert.deepEqual(u.addresses, []);
+    const onStack = new Promise<{ interface: string; address: string }>((r) => u.once('lease', r));
     const lease = await u.dhcp({ hostname: 'alpha', retransmit: 300 });
+    const ev = await onStack;
+    assert.equal(ev.interface, 'eth0');
+    assert.equal(ev.address, lease.address, "the stack emits 'lease' too");
     assert.match(lease.address, /^10\.67\.0\.(5\d|60)$/);
     assert.equal(lease.prefix, 24);
     assert.equal(lease.server, '10.67.0.1');

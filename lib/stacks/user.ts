@@ -567,8 +567,7 @@ export class UserStack extends EventEmitter implements Stack {
       for (const ifo of options.interfaces ?? []) this.addInterface(ifo);
       for (const r of options.routes ?? []) this.addRoute(r);
       if (options.dhcp) {
-        const c = new DhcpClient(this, options.dhcp === true ? {} : options.dhcp);
-        this.dhcpClients.set(c.ifindex, c);
+        const c = this.adoptDhcp(new DhcpClient(this, options.dhcp === true ? {} : options.dhcp));
         // no one awaits this start: the client keeps trying; its events tell the outcome
         c.start().catch(() => { /* reported through the client's events */ });
       }
@@ -775,11 +774,22 @@ export class UserStack extends EventEmitter implements Stack {
    */
   dhcp(options: DhcpOptions = {}): Promise<DhcpLease> {
     if (this._closed) return Promise.reject(systemError('ENETDOWN', 'dhcp'));
-    const c = new DhcpClient(this, options);
+    const c = this.adoptDhcp(new DhcpClient(this, options));
+    return c.start();
+  }
+
+  /** keep a DHCP client (replacing the interface's previous one) and repeat its lease events
+      on the stack: 'lease', 'renew', 'expire' with { interface, ifindex, ...lease } */
+  private adoptDhcp(c: DhcpClient): DhcpClient {
     const old = this.dhcpClients.get(c.ifindex);
     if (old) old.stop();
     this.dhcpClients.set(c.ifindex, c);
-    return c.start();
+    let name = String(c.ifindex);
+    for (const [n, i] of this.ifByName ?? []) if (i === c.ifindex) name = n;
+    for (const ev of ['lease', 'renew', 'expire'] as const) {
+      c.on(ev, (l: DhcpLease | null) => this.emit(ev, { interface: name, ifindex: c.ifindex, ...(l ?? {}) }));
+    }
+    return c;
   }
 
   /**
