@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 
 import * as ms from '../lib/msocket';
 import type { UserStack } from '../lib/msocket';
-import { payload } from './helpers/userpair';
+import { echoExact, payload } from './helpers/userpair';
 
 const MiB = 1 << 20;
 const CI = process.env.CI === 'true';
@@ -51,26 +51,6 @@ function mbps(bytes: number, msec: number): string {
   return `${((bytes * 8) / (msec / 1000) / 1e6).toFixed(0)} Mbit/s`;
 }
 
-/** send `total` bytes to an echo server and check every byte comes back, in order; ms taken */
-async function echoExact(n: typeof import('net'), host: string, port: number, total: number): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const c = n.connect(port, host);
-  const tx = createHash('sha256');
-  const rx = createHash('sha256');
-  let got = 0;
-  c.on('data', (d: Buffer) => { rx.update(d); got += d.length; });
-  const ended = new Promise<void>((resolve, reject) => { c.on('end', resolve); c.on('error', reject); });
-  await Promise.race([new Promise((r) => c.once('connect', r)), ended]);
-  for (const chunk of payload(total, 1 << 16, 5)) {
-    tx.update(chunk);
-    if (!c.write(chunk)) await Promise.race([new Promise((r) => c.once('drain', r)), ended]);
-  }
-  c.end();
-  await ended;
-  assert.equal(got, total, 'every byte came back');
-  assert.equal(rx.digest('hex'), tx.digest('hex'), 'byte-exact');
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 // ---- a peer in another process (test/helpers/vx-peer.ts), optionally inside a namespace
 

@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import * as ms from '../lib/msocket';
 import { runAsNobody } from './helpers/nobody';
 import type { UserStack } from '../lib/msocket';
-import { payload } from './helpers/userpair';
+import { echoExact, payload } from './helpers/userpair';
 
 const MiB = 1 << 20;
 const osErrno = (name: string) => (os.constants.errno as Record<string, number>)[name];
@@ -95,26 +95,6 @@ async function source(n: typeof import('net'), host: string, port: number, total
   return h.digest('hex');
 }
 
-/** send `total` bytes to an echo server and check every byte comes back, in order */
-async function echoExact(n: typeof import('net'), host: string, port: number, total: number): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const c = n.connect(port, host);
-  const tx = createHash('sha256');
-  const rx = createHash('sha256');
-  let got = 0;
-  c.on('data', (d: Buffer) => { rx.update(d); got += d.length; });
-  const ended = new Promise<void>((resolve, reject) => { c.on('end', resolve); c.on('error', reject); });
-  await Promise.race([new Promise((r) => c.once('connect', r)), ended]);
-  for (const chunk of payload(total, 1 << 16, 5)) {
-    tx.update(chunk);
-    if (!c.write(chunk)) await Promise.race([new Promise((r) => c.once('drain', r)), ended]);
-  }
-  c.end();
-  await ended;
-  assert.equal(got, total, 'every byte came back');
-  assert.equal(rx.digest('hex'), tx.digest('hex'), 'byte-exact');
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 /** UDP datagrams to an echo server: all of `count` come back with their content (a lost one is resent) */
 async function udpEcho(stack: UserStack, host: string, port: number, count: number): Promise<void> {

@@ -79,3 +79,28 @@ export async function transfer(server: typeof netTypes, serverHost: string, clie
   await new Promise<void>((r) => srv.close(() => r()));
   return { sent: tx.digest('hex'), got: rx.digest('hex'), bytes, ms: Date.now() - t0 };
 }
+
+/**
+ * Send `total` pseudo-random bytes to an echo server at host:port over `n` (a stack's net) and
+ * check that every byte comes back, in order; resolves to the milliseconds taken. Throws when
+ * bytes are missing or differ.
+ */
+export async function echoExact(n: typeof netTypes, host: string, port: number, total: number, seed = 5): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const c = n.connect(port, host);
+  const tx = createHash('sha256');
+  const rx = createHash('sha256');
+  let got = 0;
+  c.on('data', (d: Buffer) => { rx.update(d); got += d.length; });
+  const ended = new Promise<void>((resolve, reject) => { c.on('end', resolve); c.on('error', reject); });
+  await Promise.race([new Promise((r) => c.once('connect', r)), ended]);
+  for (const chunk of payload(total, 1 << 16, seed)) {
+    tx.update(chunk);
+    if (!c.write(chunk)) await Promise.race([new Promise((r) => c.once('drain', r)), ended]);
+  }
+  c.end();
+  await ended;
+  if (got !== total) throw new Error(`${got} of ${total} bytes came back`);
+  if (rx.digest('hex') !== tx.digest('hex')) throw new Error('the bytes that came back differ (not byte-exact)');
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}

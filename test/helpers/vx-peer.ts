@@ -5,10 +5,9 @@
 // pseudo-random bytes to an echo server, checks every byte that comes back and answers
 // { echoed: { bytes, ms } }; { op: 'stats' } -> { stats }; { op: 'exit' } ends it. Errors:
 // { error }.
-import { createHash } from 'node:crypto';
 
 import * as ms from '../../lib/msocket';
-import { payload } from './userpair';
+import { echoExact } from './userpair';
 
 let stack: ms.UserStack | undefined;
 
@@ -16,25 +15,6 @@ function reply(m: object): void {
   if (process.send) process.send(m);
 }
 
-async function echo(host: string, port: number, total: number): Promise<{ bytes: number; ms: number }> {
-  const t0 = process.hrtime.bigint();
-  const c = stack!.net.connect(port, host);
-  const tx = createHash('sha256');
-  const rx = createHash('sha256');
-  let got = 0;
-  c.on('data', (d: Buffer) => { rx.update(d); got += d.length; });
-  const ended = new Promise<void>((resolve, reject) => { c.on('end', resolve); c.on('error', reject); });
-  await Promise.race([new Promise((r) => c.once('connect', r)), ended]);
-  for (const chunk of payload(total, 1 << 16, 9)) {
-    tx.update(chunk);
-    if (!c.write(chunk)) await Promise.race([new Promise((r) => c.once('drain', r)), ended]);
-  }
-  c.end();
-  await ended;
-  if (got !== total) throw new Error(`${got} of ${total} bytes came back`);
-  if (rx.digest('hex') !== tx.digest('hex')) throw new Error('the bytes that came back differ');
-  return { bytes: got, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
-}
 
 process.on('message', (m: { op: string; link?: string; ip?: string; mac?: string; capture?: string; host?: string; port?: number; bytes?: number }) => {
   (async () => {
@@ -46,7 +26,8 @@ process.on('message', (m: { op: string; link?: string; ip?: string; mac?: string
     } else if (m.op === 'ping') {
       reply({ pinged: await stack!.ping(m.host!, { timeout: 5000 }) });
     } else if (m.op === 'echo') {
-      reply({ echoed: await echo(m.host!, m.port!, m.bytes!) });
+      const msec = await echoExact(stack!.net, m.host!, m.port!, m.bytes!, 9);
+      reply({ echoed: { bytes: m.bytes!, ms: msec } });
     } else if (m.op === 'stats') {
       reply({ stats: stack!.stats() });
     } else if (m.op === 'exit') {
