@@ -561,25 +561,34 @@ export class Socket extends EventEmitter {
   // ---- receiving
 
   #onReadable = (): void => {
-    for (let n = 0; n < MAX_READS_PER_TURN; n++) {
+    for (let n = 0; n < MAX_READS_PER_TURN;) {
       const raw = this.#raw;
       if (!raw || !this.#receiving) return;
-      let d: Datagram | null;
+      let batch: Datagram[] | null;
       try {
-        d = raw.recvfrom();
+        if (raw.recvmmsg) batch = raw.recvmmsg(MAX_READS_PER_TURN - n);
+        else {
+          const d = raw.recvfrom();
+          batch = d ? [d] : null;
+        }
       } catch (err) {
         // e.g. ECONNREFUSED after an ICMP port unreachable, as Node reports it
         this.emit('error', relabel(err, 'recvmsg'));
         return;
       }
-      if (d === null) return;
-      if (d.truncated) {
-        this.emit('error', systemError('EMSGSIZE', 'recvmsg', d.address, d.port,
-          `a datagram larger than the receive buffer (${d.data.length} bytes) was dropped`));
-        continue;
+      if (batch === null) return;
+      n += batch.length;
+      for (const d of batch) {
+        // a handler may close the socket: what is left of the batch goes with it
+        if (this.#raw !== raw || !this.#receiving) return;
+        if (d.truncated) {
+          this.emit('error', systemError('EMSGSIZE', 'recvmsg', d.address, d.port,
+            `a datagram larger than the receive buffer (${d.data.length} bytes) was dropped`));
+          continue;
+        }
+        const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.data.length };
+        this.emit('message', d.data, rinfo);
       }
-      const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.data.length };
-      this.emit('message', d.data, rinfo);
     }
   };
 

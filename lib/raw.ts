@@ -87,6 +87,11 @@ export interface RawSocket extends EventEmitter {
   recv(): Buffer | null;
   /** datagram: the next datagram, or null when none. */
   recvfrom(): Datagram | null;
+  /**
+   * datagram, optional: up to `max` queued datagrams in one call (recvmmsg), or null when none;
+   * throws like recvfrom() when none was taken and an error is pending.
+   */
+  recvmmsg?(max: number): Datagram[] | null;
 
   /** shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR */
   shutdown(how: number): void;

@@ -171,6 +171,7 @@ class UserStack : public Napi::ObjectWrap<UserStack> {
   Napi::Value SendTo(const Napi::CallbackInfo& info);
   Napi::Value Recv(const Napi::CallbackInfo& info);
   Napi::Value RecvFrom(const Napi::CallbackInfo& info);
+  Napi::Value RecvMany(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value CloseSocket(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);

@@ -439,6 +439,7 @@ Napi::Function UserStack::Init(Napi::Env env) {
     InstanceMethod("sendto", &UserStack::SendTo),
     InstanceMethod("recv", &UserStack::Recv),
     InstanceMethod("recvfrom", &UserStack::RecvFrom),
+    InstanceMethod("recvmany", &UserStack::RecvMany),
     InstanceMethod("shutdown", &UserStack::Shutdown),
     InstanceMethod("close", &UserStack::CloseSocket),
     InstanceMethod("abort", &UserStack::Abort),
@@ -912,6 +913,43 @@ Napi::Value UserStack::RecvFrom(const Napi::CallbackInfo& info) {
   r.Set(uint32_t(3), ep.Get(uint32_t(2)));
   r.Set(uint32_t(4), Napi::Boolean::New(env, n > avail));
   return r;
+}
+
+// recvmany(sd, buf, meta, addrs): queued datagrams of a UDP socket in one call, copied back to
+// back into buf (the caller's scratch, reused). For datagram i, meta[4i..4i+3] = bytes copied,
+// the datagram's size (larger when cut), port, family << 16 | index into addrs; addrs receives
+// the sources' texts, one per run of datagrams from the same source. Returns the count (0 when
+// none is queued) or -errno.
+Napi::Value UserStack::RecvMany(const Napi::CallbackInfo& info) {
+  USER_GUARD(info);
+  Napi::Env env = info.Env();
+  int sd = Int(info, 0);
+  if (!info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsArray()) return Num(env, -EINVAL);
+  auto buf = info[1].As<Napi::Uint8Array>();
+  auto meta = info[2].As<Napi::Int32Array>();
+  Napi::Array addrs = info[3].As<Napi::Array>();
+  constexpr size_t kMax = 64;
+  ms::Stack::Dgram got[kMax];
+  size_t max = std::min(kMax, meta.ElementLength() / 4);
+  long n = stack_->recvmany(sd, buf.Data(), buf.ByteLength(), got, max);
+  if (n <= 0) return Num(env, double(n));
+  int32_t* m = meta.Data();
+  uint32_t naddr = 0;
+  const ms::IpAddr* prev = nullptr;
+  for (long i = 0; i < n; i++) {
+    const ms::IpAddr& a = got[i].from.addr;
+    if (!prev || *prev != a || prev->scope != a.scope) {
+      ms::IpAddr shown = a;
+      if (!shown.family) shown.family = 4;
+      addrs.Set(naddr++, Napi::String::New(env, AddrText(shown, stack_.get())));
+      prev = &a;
+    }
+    m[4 * i] = int32_t(got[i].len);
+    m[4 * i + 1] = int32_t(got[i].size);
+    m[4 * i + 2] = got[i].from.port;
+    m[4 * i + 3] = int32_t((a.family == 6 ? AF_INET6 : AF_INET) << 16 | (naddr - 1));
+  }
+  return Num(env, double(n));
 }
 
 Napi::Value UserStack::Shutdown(const Napi::CallbackInfo& info) {

@@ -424,6 +424,15 @@ long Stack::recvfrom(int sd, void* buf, size_t len, int flags, Endpoint* from) {
 #endif
 }
 
+long Stack::recvmany(int sd, uint8_t* buf, size_t cap, Dgram* out, size_t max) {
+  Entry guard(this);
+  Slot* sl = slot(sd);
+  if (!sl) return -EBADF;
+  if (sl->kind == kDead) return -ECONNABORTED;  // its stack was closed
+  if (sl->kind != kUdp) return -EOPNOTSUPP;
+  return udp_recvmany(static_cast<UdpSocket*>(sl->p), buf, cap, out, max);
+}
+
 long Stack::recv_available(int sd) {
   Slot* sl = slot(sd);
   if (!sl) return -EBADF;

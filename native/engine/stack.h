@@ -194,6 +194,13 @@ class Stack final : public TcpHost {
   long recvfrom(int sd, void* buf, size_t len, int flags, Endpoint* from);
   /** bytes readable: TCP the receive queue, UDP the next datagram's size (as FIONREAD) */
   long recv_available(int sd);
+  /** one datagram taken by recvmany(): `len` bytes at its place in the buffer; `size` is the
+   * datagram's whole length (larger than len when it did not fit: truncated, as MSG_TRUNC) */
+  struct Dgram { uint32_t len = 0, size = 0; Endpoint from; };
+  /** UDP: up to `max` queued datagrams in one call (recvmmsg), copied back to back into buf.
+   * The number taken; 0 when none is queued; -errno (a pending error) when none was taken.
+   * Stops before a datagram that does not fit the rest of buf, unless it is the first. */
+  long recvmany(int sd, uint8_t* buf, size_t cap, Dgram* out, size_t max);
   int shutdown(int sd, int how);
   int close(int sd);
   /** close with RST (SO_LINGER 0) for TCP; same as close for UDP */
@@ -364,6 +371,7 @@ class Stack final : public TcpHost {
   long udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to);
   long udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoint& dst);
   long udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from);
+  long udp_recvmany(UdpSocket* s, uint8_t* buf, size_t cap, Dgram* out, size_t max);
   int udp_setsockopt(UdpSocket* s, int level, int name, const void* val, size_t len);
   int udp_getsockopt(UdpSocket* s, int level, int name, void* val, size_t* len);
   void udp_close(UdpSocket* s);

@@ -400,6 +400,25 @@ long Stack::udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoin
   return long((flags & MSG_TRUNC) ? plen : copy);
 }
 
+long Stack::udp_recvmany(UdpSocket* s, uint8_t* buf, size_t cap, Dgram* out, size_t max) {
+  size_t n = 0, off = 0;
+  while (n < max && !s->rq.empty()) {
+    size_t rec;
+    s->rq.front(&rec);
+    size_t size = rec - kAddrPrefix;
+    if (n && size > cap - off) break;  // the next call takes it
+    long r = udp_recvfrom(s, buf + off, cap - off, MSG_TRUNC, &out[n].from);
+    if (r < 0) break;  // cannot happen with a datagram queued
+    out[n].size = uint32_t(size);
+    out[n].len = uint32_t(std::min(size, cap - off));
+    off += out[n].len;
+    n++;
+  }
+  if (n) return long(n);
+  if (s->so_error) { int e = s->so_error; s->so_error = 0; return -e; }
+  return 0;
+}
+
 // ---------------------------------------------------------------- options
 
 static int get_int(const void* val, size_t len, int* out) {
