@@ -74,6 +74,8 @@ type Lookup = NonNullable<SocketOptions['lookup']>;
 
 /** datagrams read per 'readable' event; the rest is read on the next loop turn (readiness is level-triggered) */
 const MAX_READS_PER_TURN = 256;
+/** a raw socket's recvmmsg() takes at most this many per call (handle-socket.ts); a shorter batch means the queue is empty */
+const MANY_HINT = 64;
 /** the send queue (datagrams waiting for the raw socket to be writable) holds at most this many... */
 const MAX_QUEUED_DATAGRAMS = 1024;
 /** ...and at most this many bytes; beyond, send() fails with ENOBUFS */
@@ -249,6 +251,8 @@ export class Socket extends EventEmitter {
   #bindState = UNBOUND;
   #connectState = DISCONNECTED;
   #receiving = false;
+  /** the last destination found to be an IP address (sends to it skip the check) */
+  #lastLiteral = '';
   #closed = false;
   /** close() was called while a bind was in progress: it runs after the calls queued before it */
   #closing = false;
@@ -578,6 +582,9 @@ export class Socket extends EventEmitter {
       }
       if (batch === null) return;
       n += batch.length;
+      // fewer than asked for: the queue was empty (what arrives while the handlers run is
+      // reported again, readiness being level-triggered)
+      const drained = raw.recvmmsg !== undefined && batch.length < Math.min(MAX_READS_PER_TURN - n + batch.length, MANY_HINT);
       for (const d of batch) {
         // a handler may close the socket: what is left of the batch goes with it
         if (this.#raw !== raw || !this.#receiving) return;
@@ -589,6 +596,7 @@ export class Socket extends EventEmitter {
         const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.data.length };
         this.emit('message', d.data, rinfo);
       }
+      if (drained) return;
     }
   };
 
@@ -768,7 +776,18 @@ export class Socket extends EventEmitter {
     }
     // Node: the error of a send without address names the host 'undefined'; here, the loopback
     const host = address ?? this.#loopback;
+    if (!this.#lookup && (host === this.#lastLiteral || isIP(host) !== 0)) {
+      // an address already: no lookup, but still sent on the next tick, as Node's lookup of a
+      // literal answers then (a close() right after send() drops the datagram, as there)
+      this.#lastLiteral = host;
+      process.nextTick(Socket.#transmitLiteral, this, list, host, port, callback);
+      return;
+    }
     this.#resolve(host, (err, ip) => this.#transmit(err, ip, list, host, port, callback));
+  }
+
+  static #transmitLiteral(self: Socket, list: Buffer[], host: string, port: number, callback: SendCallback | undefined): void {
+    self.#transmit(null, host, list, host, port, callback);
   }
 
   #transmit(lookupError: Error | null, ip: string | null, list: Buffer[], host: string | undefined,
