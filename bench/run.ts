@@ -20,6 +20,7 @@ import * as v8 from 'v8';
 import * as vm from 'vm';
 
 import * as ms from '../lib/msocket';
+import { native } from '../lib/native';
 
 const MiB = 1 << 20;
 const gc = (() => { v8.setFlagsFromString('--expose-gc'); return vm.runInNewContext('gc') as () => void; })();
@@ -809,9 +810,14 @@ const impairCase: Case = {
     const runs = b.fewRuns;
     const kernel = kernelImpairment();
     if (typeof kernel === 'string') b.skip('kernel under the same impairment', kernel);
-    for (const [label, im, netem] of [['1% loss', { loss: 0.01 }, ['loss', '1%']], ['10 ms delay', { delay: 10 }, ['delay', '10ms']]] as [string, ms.ImpairOptions, string[]][]) {
+    else if (kernel.why) console.log(`# impair: ${kernel.why}`);
+    // the first row is the path without impairment: how fast it goes at best (with the relay,
+    // the kernel column's ceiling)
+    const variants: [string, ms.ImpairOptions, string[]][] = [['no impairment', {}, []], ['1% loss', { loss: 0.01 }, ['loss', '1%']], ['10 ms delay', { delay: 10 }, ['delay', '10ms']]];
+    for (const [label, im, netem] of variants) {
       for (const cc of ['newreno', 'cubic'] as const) {
         for (const sack of [true, false]) {
+          if (netem.length === 0 && (cc !== 'cubic' || !sack)) continue;
           const p = userPair(1500, { congestion: cc, sack }, im);
           let k: Figure | null = null;
           let m: Figure;
@@ -821,16 +827,16 @@ const impairCase: Case = {
             p.close();
           }
           if (typeof kernel !== 'string') {
-            const ks = kernel.open(netem, cc === 'newreno' ? 'reno' : 'cubic', sack);
+            const ks = kernel.open(netem, im, cc === 'newreno' ? 'reno' : 'cubic', sack);
             try {
-              k = (await b.repeat(runs, () => bulk(ks.net as Net, ks.net as Net, '127.0.0.1', total, cap))).mbs;
+              k = (await b.repeat(runs, () => bulk(ks.server, ks.client, ks.host, total, cap))).mbs;
             } finally {
               ks.close();
             }
           }
           b.record({
             name: `${label}, ${cc === 'newreno' ? 'NewReno' : 'CUBIC'}, SACK ${sack ? 'on' : 'off'}`, unit: 'MB/s', better: 'higher', m, k,
-            kernelWhat: k ? `a namespace whose lo has MTU 1500, no GSO, tc netem ${netem.join(' ')}; ${cc === 'newreno' ? 'reno' : 'cubic'}, tcp_sack=${sack ? 1 : 0}` : undefined,
+            kernelWhat: k && typeof kernel !== 'string' ? `${kernel.what(netem)}; ${cc === 'newreno' ? 'reno' : 'cubic'}, tcp_sack=${sack ? 1 : 0}` : undefined,
             note: `MTU 1500, up to ${total / MiB} MiB or ${cap} s`,
           });
         }
@@ -839,42 +845,140 @@ const impairCase: Case = {
   },
 };
 
+/** a kernel impaired path: a TCP server and client in kernel stacks, through loss or delay */
+interface KernelImpaired { server: Net; client: Net; host: string; close(): void }
+interface KernelImpairment {
+  open(netem: string[], im: ms.ImpairOptions, cc: string, sack: boolean): KernelImpaired;
+  /** what the kernel column measured */
+  what(netem: string[]): string;
+  /** why this way and not netem, when so */
+  why?: string;
+}
+
 /**
- * The kernel under the same impairment: a namespace of ours whose loopback has tc netem, with
- * the congestion control and SACK set by sysctl there. A reason string when it cannot be had.
+ * The kernel under the same impairment. With tc netem: a namespace of ours whose loopback has
+ * it. Without (sch_netem is missing from some kernels): two namespaces of ours, each with a TAP
+ * device, joined by a relay in this process that drops or delays frames as the user stacks'
+ * impairment does. The congestion control and SACK are set by sysctl in the namespaces. A
+ * reason string when neither can be had.
  */
-function kernelImpairment(): string | { open(netem: string[], cc: string, sack: boolean): { net: Net; close(): void } } {
-  if (!isRoot()) return 'needs root (tc netem in a namespace)';
+function kernelImpairment(): string | KernelImpairment {
+  if (!isRoot()) return 'needs root (namespaces, tc netem or TAP devices)';
+  const avail = fs.readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8');
+  if (!/\bcubic\b/.test(avail) || !/\breno\b/.test(avail)) return `kernel congestion controls: ${avail.trim()}`;
   const probe = `msb-netem-${process.pid}`;
   const made = sh('ip', ['netns', 'add', probe]);
   if (!made.ok) return made.err;
+  let netemErr = '';
   try {
     const r = sh('ip', ['netns', 'exec', probe, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'loss', '1%']);
-    if (!r.ok) return `${r.err} (sch_netem missing from this kernel?)`;
-    const avail = fs.readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8');
-    if (!/\bcubic\b/.test(avail) || !/\breno\b/.test(avail)) return `kernel congestion controls: ${avail.trim()}`;
+    if (!r.ok) netemErr = r.err;
   } finally {
     sh('ip', ['netns', 'del', probe]);
   }
+  // SACK by sysctl in the namespace; the congestion control per socket (TCP_CONGESTION, with
+  // CAP_NET_ADMIN): a namespace other than the first may only default to the allowed ones
+  const sysctl = (ns: string, sack: boolean) =>
+    must('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_sack=${sack ? 1 : 0}`]);
+  if (!netemErr) {
+    return {
+      what: (netem) => `a namespace whose lo has MTU 1500, no GSO, tc netem ${netem.join(' ') || '(no impairment)'}`,
+      open(netem, _im, cc, sack) {
+        const name = `msb-imp-${process.pid}`;
+        must('ip', ['netns', 'add', name]);
+        let s: ms.Stack | null = null;
+        try {
+          // MTU 1500 like the user stacks, and no GSO: netem must see (and drop) single segments
+          must('ip', ['-n', name, 'link', 'set', 'dev', 'lo', 'mtu', '1500', 'gso_max_size', '1500', 'gso_max_segs', '1', 'up']);
+          must('ip', ['netns', 'exec', name, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', ...netem]);
+          sysctl(name, sack);
+          s = ms.stack(`netns:${name}`);
+        } catch (e) {
+          sh('ip', ['netns', 'del', name]);
+          throw e;
+        }
+        const st = s;
+        return { server: st.net as Net, client: withCongestion(st.net as Net, cc), host: '127.0.0.1', close() { st.close(); sh('ip', ['netns', 'del', name]); } };
+      },
+    };
+  }
   return {
-    open(netem, cc, sack) {
-      const name = `msb-imp-${process.pid}`;
-      must('ip', ['netns', 'add', name]);
-      let s: ms.Stack | null = null;
+    why: `no tc netem here (${netemErr}): the kernel column is two namespaces joined through TAP devices by a relay in this process that applies the same loss or delay`,
+    what: (netem) => `two namespaces, MTU 1500, TAP to TAP through a relay in this process (${netem.length ? `${netem.join(' ')} each way, as netem would` : 'no impairment'})`,
+    open(_netem, im, cc, sack) {
+      const names = [`msb-impa-${process.pid}`, `msb-impb-${process.pid}`];
+      const stacks: ms.NetnsStack[] = [];
+      const relays: Array<{ close(): void }> = [];
+      const closeAll = () => {
+        for (const r of relays) r.close();
+        for (const st of stacks) st.close();
+        for (const n of names) sh('ip', ['netns', 'del', n]);
+      };
       try {
-        // MTU 1500 like the user stacks, and no GSO: netem must see (and drop) single segments
-        must('ip', ['-n', name, 'link', 'set', 'dev', 'lo', 'mtu', '1500', 'gso_max_size', '1500', 'gso_max_segs', '1', 'up']);
-        must('ip', ['netns', 'exec', name, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', ...netem]);
-        must('ip', ['netns', 'exec', name, 'sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${cc}`, `net.ipv4.tcp_sack=${sack ? 1 : 0}`]);
-        s = ms.stack(`netns:${name}`);
+        const taps = names.map((name, i) => {
+          must('ip', ['netns', 'add', name]);
+          must('ip', ['-n', name, 'link', 'set', 'dev', 'lo', 'up']);
+          sysctl(name, sack);
+          const st = ms.stack(`netns:${name}`) as ms.NetnsStack;
+          stacks.push(st);
+          return st.addInterface({ name: 'imp0', ip: `10.79.0.${i + 1}/24`, mtu: 1500 });
+        });
+        relays.push(impairRelay(taps[0], taps[1], im, 1), impairRelay(taps[1], taps[0], im, 2));
       } catch (e) {
-        sh('ip', ['netns', 'del', name]);
+        closeAll();
         throw e;
       }
-      const st = s;
-      return { net: st.net as Net, close() { st.close(); sh('ip', ['netns', 'del', name]); } };
+      return { server: stacks[0].net as Net, client: withCongestion(stacks[1].net as Net, cc), host: '10.79.0.1', close: closeAll };
     },
   };
+}
+
+/** a kernel `net` whose client sockets use congestion control `cc` (set before any data is written) */
+function withCongestion(n: Net, cc: string): Net {
+  const TCP_CONGESTION = 13;
+  const connect = (...args: unknown[]) => {
+    const c = (n.connect as (...a: unknown[]) => netNode.Socket)(...args);
+    c.prependOnceListener('connect', () => {
+      const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      const r = fd >= 0 ? native().kernel.setsockopt(fd, 6, TCP_CONGESTION, cc) : -1;
+      if (r < 0) c.destroy(new Error(`setsockopt(TCP_CONGESTION, ${cc}) on fd ${fd}: ${r}`));
+    });
+    return c;
+  };
+  return { ...n, connect, createConnection: connect } as Net;
+}
+
+/**
+ * Frames read from one TAP written to another, some dropped (im.loss, from a seeded generator)
+ * or all held back im.delay ms. At most 65,536 frames wait; beyond, frames are dropped (as a
+ * full netem queue would).
+ */
+function impairRelay(from: ms.NetnsTap, to: ms.NetnsTap, im: ms.ImpairOptions, seed: number): { close(): void } {
+  let x = (0x9e3779b9 * seed) >>> 0 || 1;
+  const rand = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
+  const loss = im.loss ?? 0;
+  const delayMs = im.delay ?? 0;
+  const waiting: Array<{ at: number; frame: Buffer }> = [];
+  let head = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const write = (f: Buffer) => { try { to.send(f); } catch { /* the device went: the run fails on its own */ } };
+  const release = () => {
+    timer = null;
+    const now = performance.now();
+    while (head < waiting.length && waiting[head].at <= now) write(waiting[head++].frame);
+    if (head === waiting.length) { waiting.length = 0; head = 0; } else if (head > 4096) { waiting.splice(0, head); head = 0; }
+    if (head < waiting.length) timer = setTimeout(release, Math.max(0, waiting[head].at - now));
+  };
+  from.pump((frames) => {
+    for (const f of frames) {
+      if (loss > 0 && rand() < loss) continue;
+      if (delayMs <= 0) { write(f); continue; }
+      if (waiting.length - head >= 65_536) continue;
+      waiting.push({ at: performance.now() + delayMs, frame: f });
+      if (!timer) timer = setTimeout(release, delayMs);
+    }
+  });
+  return { close() { from.stopPump(); if (timer) clearTimeout(timer); waiting.length = 0; } };
 }
 
 const CASES: Case[] = [bulkCase, reqresCase, connrateCase, udpCase, stacksCase, idleconnCase, impairCase];

@@ -41,7 +41,8 @@ export interface NativeKernel {
   /** stop owning fd (handed to Node's own handles) */
   release(fd: number): void;
   abort(fd: number): number;
-  setsockopt(fd: number, level: number, name: number, value: number): number;
+  /** a string value is passed as its bytes (TCP_CONGESTION) */
+  setsockopt(fd: number, level: number, name: number, value: number | string): number;
   /** [value] or -errno */
   getsockopt(fd: number, level: number, name: number): [number] | number;
   membership(fd: number, family: number, add: boolean, group: string, iface?: string): number;

@@ -206,6 +206,11 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetSockOpt(const Napi::CallbackInfo& info) {
+  if (info[3].IsString()) {
+    // a text option (TCP_CONGESTION): its bytes, without a terminator
+    std::string text = info[3].As<Napi::String>().Utf8Value();
+    return Ret(info.Env(), ::setsockopt(Fd(info), Fd(info, 1), Fd(info, 2), text.data(), socklen_t(text.size())));
+  }
   int v = info[3].As<Napi::Number>().Int32Value();
   return Ret(info.Env(), ::setsockopt(Fd(info), Fd(info, 1), Fd(info, 2), &v, sizeof(v)));
 }
