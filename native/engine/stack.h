@@ -308,7 +308,10 @@ class Stack final : public TcpHost {
   bool icmp_rate_allow();
   void ping_poll();
   int ping6(const IpAddr& dst, size_t payload, uint16_t* id_seq_out);
-  void ping_report(const PingResult& r);
+  /** report the pending ping p as failed (status -err); the caller forgets it */
+  void ping_failed(const PendingPing& p, int err);
+  /** the pending ping with sequence number seq, if there is one, fails with err */
+  void ping_fail(uint16_t seq, int err);
 
   // IPv6 (stack_ip6.cc)
   void ip6_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
@@ -340,9 +343,7 @@ class Stack final : public TcpHost {
   void mld_report(Interface* ifp, const IpAddr* groups, size_t n, uint8_t record_type);
   void pmtu_update(const IpAddr& dst, uint32_t mtu);
   void v6_neigh_failed_packet(const PacketBuf& pkt);
-  void neigh_probe(Interface* ifp, Neighbour* n, bool unicast) {
-    if (n->key.addr.family == 6) ndp_probe(ifp, n, unicast); else arp_probe(ifp, n, unicast);
-  }
+  void neigh_probe(Interface* ifp, Neighbour* n, bool unicast);
 
   // IGMP
   void igmp_send(Interface* ifp, uint8_t type, const uint8_t* group4);
