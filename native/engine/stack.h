@@ -362,6 +362,11 @@ class Stack final : public TcpHost {
   void udp_unhash(UdpSocket* s);
   UdpSocket* udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport);
   void udp_error(const uint8_t* inner_ip, size_t len, int err, bool fatal);
+  /** the datagram s sends to dport (UDP header with a zero checksum, then buf) built in tx_,
+      the reusable transmit buffer; its first byte */
+  uint8_t* udp_build(const UdpSocket* s, uint16_t dport, const void* buf, size_t len);
+  /** hand the datagram built in tx_ to IP (v4 or v6, by dst): len, or the error */
+  long udp_output(const UdpSocket* s, const IpAddr& src, const IpAddr& dst, uint8_t ttl, int ifindex, size_t len);
   long udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to);
   long udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoint& dst);
   long udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from);
