@@ -48,6 +48,7 @@ struct Neighbour {
   MacAddr mac;
   Micros confirmed = 0;   // last reply seen (Reachable until confirmed + reachable_ms)
   Micros timer = kNever;  // next probe or failure (Incomplete, Probe); end of hold (Failed)
+  Micros since = 0;       // Incomplete: when the first probe went out
   std::vector<PacketBuf> queue;  // IP packets awaiting resolution (Incomplete)
   size_t queue_bytes = 0;
 };

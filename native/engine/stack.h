@@ -315,7 +315,10 @@ class Stack final : public TcpHost {
   bool icmp_rate_allow();
   void ping_poll();
   int ping6(const IpAddr& dst, size_t payload, uint16_t* id_seq_out);
-  void ping_report(const PingResult& r);
+  /** report the pending ping p as failed (status -err); the caller forgets it */
+  void ping_failed(const PendingPing& p, int err);
+  /** the pending ping with sequence number seq, if there is one, fails with err */
+  void ping_fail(uint16_t seq, int err);
 
   // IPv6 (stack_ip6.cc)
   void ip6_input(Interface* ifp, const uint8_t* p, size_t len, bool verify);
@@ -347,9 +350,7 @@ class Stack final : public TcpHost {
   void mld_report(Interface* ifp, const IpAddr* groups, size_t n, uint8_t record_type);
   void pmtu_update(const IpAddr& dst, uint32_t mtu);
   void v6_neigh_failed_packet(const PacketBuf& pkt);
-  void neigh_probe(Interface* ifp, Neighbour* n, bool unicast) {
-    if (n->key.addr.family == 6) ndp_probe(ifp, n, unicast); else arp_probe(ifp, n, unicast);
-  }
+  void neigh_probe(Interface* ifp, Neighbour* n, bool unicast);
 
   // IGMP
   void igmp_send(Interface* ifp, uint8_t type, const uint8_t* group4);
@@ -368,6 +369,11 @@ class Stack final : public TcpHost {
   void udp_unhash(UdpSocket* s);
   UdpSocket* udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport);
   void udp_error(const uint8_t* inner_ip, size_t len, int err, bool fatal);
+  /** the datagram s sends to dport (UDP header with a zero checksum, then buf) built in tx_,
+      the reusable transmit buffer; its first byte */
+  uint8_t* udp_build(const UdpSocket* s, uint16_t dport, const void* buf, size_t len);
+  /** hand the datagram built in tx_ to IP (v4 or v6, by dst): len, or the error */
+  long udp_output(const UdpSocket* s, const IpAddr& src, const IpAddr& dst, uint8_t ttl, int ifindex, size_t len);
   long udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, const Endpoint* to);
   long udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoint& dst);
   long udp_recvfrom(UdpSocket* s, void* buf, size_t len, int flags, Endpoint* from);

@@ -441,18 +441,7 @@ void Stack::icmp_error_input(const wire::IcmpHeader& ih, const uint8_t* inner, s
     case wire::kProtoIcmp: {
       const uint8_t* ic = inner + ihl;
       if (ic[0] != wire::kIcmpEcho || wire::ld16(ic + 4) != ping_id_) break;
-      uint16_t seq = wire::ld16(ic + 6);
-      for (auto it = pings_.begin(); it != pings_.end(); ++it) {
-        if (it->seq != seq) continue;
-        PingResult r;
-        r.id = ping_id_;
-        r.seq = seq;
-        r.status = -err;
-        r.from = it->dst;
-        pings_.erase(it);
-        ping_done_.push_back(r);
-        break;
-      }
+      ping_fail(wire::ld16(ic + 6), err);
       break;
     }
     default: break;
@@ -532,26 +521,30 @@ int Stack::ping(const IpAddr& dst, size_t payload, uint16_t* id_seq_out) {
   return 0;
 }
 
+void Stack::ping_failed(const PendingPing& p, int err) {
+  PingResult r;
+  r.id = ping_id_;
+  r.seq = p.seq;
+  r.status = -err;
+  r.from = p.dst;
+  ping_done_.push_back(r);
+}
+
+void Stack::ping_fail(uint16_t seq, int err) {
+  for (auto it = pings_.begin(); it != pings_.end(); ++it) {
+    if (it->seq != seq) continue;
+    ping_failed(*it, err);
+    pings_.erase(it);
+    return;
+  }
+}
+
 void Stack::ping_poll() {
+  // (a ping whose address does not resolve is failed with EHOSTUNREACH by neighbour_failed,
+  // which ARP/NDP reach no later than this timeout with the default settings)
   Micros to = Micros(cfg_.ping_timeout_ms) * 1000;
   size_t n = 0;
-  while (n < pings_.size() && pings_[n].sent + to <= now_) {
-    PingResult r;
-    r.id = ping_id_;
-    r.seq = pings_[n].seq;
-    r.status = -ETIMEDOUT;
-    r.from = pings_[n].dst;
-    // still resolving the address on a link when the time is up (ARP/NDP give up at about the
-    // same moment): the answer is that the host is unreachable, whichever timer ran first
-    for (auto& i : ifs_) {
-      NeighbourKey k;
-      k.addr = pings_[n].dst;
-      k.ifindex = i->index;
-      if (const Neighbour* nb = neigh_.find(k)) if (nb->state == Neighbour::Incomplete) r.status = -EHOSTUNREACH;
-    }
-    ping_done_.push_back(r);
-    n++;
-  }
+  while (n < pings_.size() && pings_[n].sent + to <= now_) ping_failed(pings_[n++], ETIMEDOUT);
   if (n) pings_.erase(pings_.begin(), pings_.begin() + long(n));
 }
 

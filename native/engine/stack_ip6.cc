@@ -808,19 +808,7 @@ void Stack::icmp6_error_input(uint8_t type, uint8_t code, uint32_t info, const u
     }
     case wire::kNextIcmpv6: {
       if (up[0] != kIcmp6EchoRequest || wire::ld16(up + 4) != ping_id_) break;
-      uint16_t seq = wire::ld16(up + 6);
-      for (auto it = pings_.begin(); it != pings_.end(); ++it) {
-        if (it->seq != seq) continue;
-        if (type == kIcmp6PacketTooBig) break;  // the next one is smaller or fragmented
-        PingResult r;
-        r.id = ping_id_;
-        r.seq = seq;
-        r.status = -err;
-        r.from = it->dst;
-        pings_.erase(it);
-        ping_done_.push_back(r);
-        break;
-      }
+      if (type != kIcmp6PacketTooBig) ping_fail(wire::ld16(up + 6), err);  // too big: the next one is smaller or fragmented
       break;
     }
     default: break;
@@ -1212,15 +1200,7 @@ void Stack::v6_neigh_failed_packet(const PacketBuf& pkt) {
   } else if (nh == kProtoUdp) {
     udp_error_addr(IpAddr::v6_bytes(p + 8), wire::ld16(up), dst, wire::ld16(up + 2), EHOSTUNREACH);
   } else if (nh == wire::kNextIcmpv6 && up[0] == kIcmp6EchoRequest && wire::ld16(up + 4) == ping_id_) {
-    uint16_t seq = wire::ld16(up + 6);
-    for (auto it = pings_.begin(); it != pings_.end(); ++it) {
-      if (it->seq != seq) continue;
-      PingResult r;
-      r.id = ping_id_; r.seq = seq; r.status = -EHOSTUNREACH; r.from = it->dst;
-      ping_done_.push_back(r);
-      pings_.erase(it);
-      break;
-    }
+    ping_fail(wire::ld16(up + 6), EHOSTUNREACH);
   }
 }
 

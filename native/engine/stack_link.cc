@@ -274,6 +274,21 @@ int Stack::neigh_output(Interface* ifp, const IpAddr& next_hop, PacketBuf& pkt) 
   return 0;
 }
 
+void Stack::neigh_probe(Interface* ifp, Neighbour* n, bool unicast) {
+  if (n->key.addr.family == 6) ndp_probe(ifp, n, unicast); else arp_probe(ifp, n, unicast);
+  if (n->state != Neighbour::Incomplete) return;
+  // resolution fails max_probes intervals after the first probe, however late the polls that
+  // sent the probes ran: a ping sent with the first probe fails through neighbour_failed
+  // (EHOSTUNREACH) no later than its own timeout of the same length (ETIMEDOUT)
+  if (n->probes == 1) {
+    n->since = now_;
+  } else if (n->probes >= neigh_.config().max_probes) {
+    Micros interval = n->timer - now_;
+    n->timer = std::max(now_, std::min(n->timer, n->since + interval * n->probes));
+    neigh_.note_timer(n->timer);
+  }
+}
+
 void Stack::neighbour_failed(Neighbour* n) {
   stats_.arp.resolve_failures++;
   n->state = Neighbour::Failed;
@@ -293,20 +308,16 @@ void Stack::neighbour_failed(Neighbour* n) {
       udp_error(pkt.data(), pkt.size(), EHOSTUNREACH, true);
     } else if (h.proto == wire::kProtoIcmp && h.frag_offset == 0 && h.total_len >= h.header_len + 8) {
       const uint8_t* ic = pkt.data() + h.header_len;
-      if (ic[0] == 8 && wire::ld16(ic + 4) == ping_id_) {
-        uint16_t seq = wire::ld16(ic + 6);
-        for (auto it = pings_.begin(); it != pings_.end(); ++it) {
-          if (it->seq == seq) {
-            PingResult r;
-            r.id = ping_id_; r.seq = seq; r.status = -EHOSTUNREACH; r.from = it->dst;
-            ping_done_.push_back(r);
-            pings_.erase(it);
-            break;
-          }
-        }
-      }
+      if (ic[0] == 8 && wire::ld16(ic + 4) == ping_id_) ping_fail(wire::ld16(ic + 6), EHOSTUNREACH);
     }
   }
+  // pings to that address whose request is no longer queued (the queue is bounded) fail too
+  size_t kept = 0;
+  for (auto& p : pings_) {
+    if (p.dst == n->key.addr) ping_failed(p, EHOSTUNREACH);
+    else pings_[kept++] = p;
+  }
+  pings_.resize(kept);
 }
 
 void Stack::arp_poll() {

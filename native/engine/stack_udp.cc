@@ -324,24 +324,10 @@ long Stack::udp_sendto(UdpSocket* s, const void* buf, size_t len, int flags, con
   IpAddr src = rr.src;
   IpAddr local = is_mapped(s->local.addr) ? unmap(s->local.addr) : s->local.addr;
   if (local.family == 4 && !local.is_unspecified() && !v4_multicast(local.b) && !is_broadcast_v4(local.b)) src = local;
-  // the reusable transmit buffer (kept unless the packet has to wait for ARP)
-  size_t need = wire::kUdpHeader + len;
-  if (!tx_.valid() || tx_.capacity() < need + PacketBuf::kDefaultHeadroom) tx_ = PacketBuf((need + 2047) & ~size_t(2047));
-  tx_.reset();
-  uint8_t* p = tx_.append(need);
-  wire::emit_udp(p, s->local.port, dst.port, uint16_t(need));
-  if (len) std::memcpy(p + wire::kUdpHeader, buf, len);
+  uint8_t* p = udp_build(s, dst.port, buf, len);
   bool offload = rr.ifp ? rr.ifp->offload() : true;
-  if (!offload && !s->no_check) wire::udp_checksum_v4(p, need, src.b, dst.addr.b);
-  TxOpts o;
-  o.ttl = mcast ? s->mcast_ttl : s->ttl;
-  o.tos = s->tos;
-  o.mcast_loop = s->mcast_loop;
-  o.ifindex = hint;
-  e = ip_output(src, dst.addr, wire::kProtoUdp, tx_, o);
-  if (e < 0) { stats_.udp.out_errors++; return e; }
-  stats_.udp.out_datagrams++;
-  return long(len);
+  if (!offload && !s->no_check) wire::udp_checksum_v4(p, wire::kUdpHeader + len, src.b, dst.addr.b);
+  return udp_output(s, src, dst.addr, mcast ? s->mcast_ttl : s->ttl, hint, len);
 }
 
 long Stack::udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoint& dst) {
@@ -356,22 +342,33 @@ long Stack::udp_sendto6(UdpSocket* s, const void* buf, size_t len, const Endpoin
   if (e < 0) return e;
   IpAddr src = rr.src;
   if (!s->local.addr.is_unspecified() && s->local.addr.b[0] != 0xff) src = s->local.addr;
+  uint8_t* p = udp_build(s, dst.port, buf, len);
   size_t need = wire::kUdpHeader + len;
-  if (!tx_.valid() || tx_.capacity() < need + PacketBuf::kDefaultHeadroom) tx_ = PacketBuf((need + 2047) & ~size_t(2047));
-  tx_.reset();
-  uint8_t* p = tx_.append(need);
-  wire::emit_udp(p, s->local.port, dst.port, uint16_t(need));
-  if (len) std::memcpy(p + wire::kUdpHeader, buf, len);
   // always computed: zero is not allowed over IPv6, and any other constant would be wrong on a capture
   uint16_t c = wire::csum_finish(wire::csum_add(wire::pseudo_v6(src.b, dst.addr.b, wire::kProtoUdp, uint32_t(need)), p, need));
   if (c == 0) c = 0xffff;
   std::memcpy(p + 6, &c, 2);
+  return udp_output(s, src, dst.addr, mcast ? s->mcast_ttl : s->hops6, hint, len);
+}
+
+uint8_t* Stack::udp_build(const UdpSocket* s, uint16_t dport, const void* buf, size_t len) {
+  // the reusable transmit buffer (kept unless the packet has to wait for its neighbour)
+  size_t need = wire::kUdpHeader + len;
+  if (!tx_.valid() || tx_.capacity() < need + PacketBuf::kDefaultHeadroom) tx_ = PacketBuf((need + 2047) & ~size_t(2047));
+  tx_.reset();
+  uint8_t* p = tx_.append(need);
+  wire::emit_udp(p, s->local.port, dport, uint16_t(need));
+  if (len) std::memcpy(p + wire::kUdpHeader, buf, len);
+  return p;
+}
+
+long Stack::udp_output(const UdpSocket* s, const IpAddr& src, const IpAddr& dst, uint8_t ttl, int ifindex, size_t len) {
   TxOpts o;
-  o.ttl = mcast ? s->mcast_ttl : s->hops6;
+  o.ttl = ttl;
   o.tos = s->tos;
   o.mcast_loop = s->mcast_loop;
-  o.ifindex = hint;
-  e = ip6_output(src, dst.addr, wire::kProtoUdp, tx_, o);
+  o.ifindex = ifindex;
+  int e = dst.family == 4 ? ip_output(src, dst, wire::kProtoUdp, tx_, o) : ip6_output(src, dst, wire::kProtoUdp, tx_, o);
   if (e < 0) { stats_.udp.out_errors++; return e; }
   stats_.udp.out_datagrams++;
   return long(len);

@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 #include <grp.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 
 namespace ms {
@@ -256,5 +259,123 @@ uint8_t* ip_bytes(SockAddr& a, size_t* len) {
   return reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_addr.s6_addr;
 }
 
+FdLinkOpen bad_value(const char* kind, std::vector<Param>& ps, const char* key) {
+  return fail(EINVAL, std::string(kind) + ": bad " + key + "= value '" + param(ps, key).value + "'");
+}
+
+bool vx_parse(const char* kind, const std::string& rest, std::vector<Param> ps, uint16_t def_port, VxUrl* u,
+              FdLinkOpen* failed) {
+  std::string k(kind);
+  if (rest.size() > kMaxUrl) { *failed = fail(EINVAL, k + ": URL too long"); return false; }
+  std::vector<std::string> elems = split_quoted(rest, "/");
+  u->host = elems[0];
+  elems.erase(elems.begin());
+  u->ps = std::move(ps);
+  std::string err;
+  if (!apply_params(elems, u->ps, &err)) { *failed = fail(EINVAL, k + ": " + err + " in '" + rest + "'"); return false; }
+  const char* bad = nullptr;
+  u->port = def_port;
+  uint32_t expire = u->expire;
+  if (!opt_uint(u->ps, "port", 1, 65535, &u->port)) bad = "port";
+  else if (!opt_uint(u->ps, "ttl", 0, 255, &u->ttl)) bad = "ttl";
+  else if (!opt_size(u->ps, "rcvbuf", 1u << 30, &u->rcvbuf)) bad = "rcvbuf";
+  else if (!opt_uint(u->ps, "hashsize", 1, 1u << 20, &u->hash)) bad = "hashsize";
+  else if (!opt_uint(u->ps, "expiretime", 0, 1u << 30, &u->expire)) bad = "expiretime";
+  if (bad) { *failed = bad_value(kind, u->ps, bad); return false; }
+  if (!u->expire) u->expire = expire;  // as vdeplug4: <= 0 means the default
+  return true;
+}
+
+bool vx_group(const char* kind, VxUrl* u, SockAddr* group, FdLinkOpen* failed) {
+  std::string k(kind);
+  const Param& ifp = param(u->ps, "if");
+  if (ifp.set) {
+    u->ifindex = ifp.value.size() < IF_NAMESIZE ? if_nametoindex(ifp.value.c_str()) : 0;
+    if (!u->ifindex) { *failed = fail(ENODEV, k + ": no interface '" + ifp.value + "' (if=)"); return false; }
+  }
+  bool v4 = param(u->ps, "v4").set, v6 = param(u->ps, "v6").set;
+  int family = v4 == v6 ? AF_UNSPEC : v4 ? AF_INET : AF_INET6;
+  if (u->host.empty()) u->host = v6 ? "ff05:56de::1" : "239.0.0.1";
+  std::string err;
+  if (int e = resolve(u->host, u->port, family, group, &err)) { *failed = fail(e, k + ": " + err); return false; }
+  if (!is_multicast(*group)) { *failed = fail(EINVAL, k + ": " + u->host + " is not a multicast address"); return false; }
+  return true;
+}
+
+bool join_group(int fd, const SockAddr& group, unsigned ifindex, const char* kind, FdLinkOpen* failed) {
+  if (group.family() == AF_INET) {
+    ip_mreqn mr{};
+    mr.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(&group.ss)->sin_addr;
+    mr.imr_ifindex = int(ifindex);
+    if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) == 0) return true;
+    int e = errno;
+    *failed = fail(e, std::string(kind) + ": cannot join " + group.str() + " (IP_ADD_MEMBERSHIP: " + errno_name(e) +
+                          "; is there a multicast route or an if= interface?)");
+    return false;
+  }
+  ipv6_mreq mr{};
+  mr.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(&group.ss)->sin6_addr;
+  mr.ipv6mr_interface = ifindex;
+  if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) == 0) return true;
+  int e = errno;
+  *failed = fail(e, std::string(kind) + ": cannot join " + group.str() + " (IPV6_ADD_MEMBERSHIP: " + errno_name(e) + ")");
+  return false;
+}
+
+int set_multicast_if(int fd, int family, unsigned ifindex, const char** what) {
+  if (family == AF_INET) {
+    *what = "IP_MULTICAST_IF";
+    ip_mreqn mr{};
+    mr.imr_ifindex = int(ifindex);
+    return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0 ? errno : 0;
+  }
+  *what = "IPV6_MULTICAST_IF";
+  return setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0 ? errno : 0;
+}
+
 }  // namespace vnl
+
+VxBase::VxBase(const vnl::SockAddr& group, uint32_t vni, size_t hash, uint32_t expire_s)
+    : group_(group), vni_(vni), table_(hash, Micros(expire_s) * 1000000), buf_(kHdr + vnl::kMaxFrame + 1) {
+  hdr_[0] = 0x08;
+  hdr_[4] = uint8_t(vni >> 16); hdr_[5] = uint8_t(vni >> 8); hdr_[6] = uint8_t(vni);
+}
+
+std::string VxBase::peer_of(const MacAddr& mac) const {
+  const vnl::SockAddr* a = table_.lookup(mac.b, now_);
+  return a ? a->str() : std::string();
+}
+
+void VxBase::set_now(Micros now) {
+  if (now <= now_) return;
+  now_ = now;
+  if (now_ - swept_ >= 1000000) { swept_ = now_; vx_.expired += table_.sweep(now_); }
+}
+
+void VxBase::learn(const uint8_t* frame, const vnl::SockAddr& from) {
+  if (!(frame[6] & 1) && table_.learn(frame + 6, from, now_)) vx_.learned++;
+}
+
+void VxBase::transmit(const uint8_t* f, size_t n) {
+  int fd = send_fd();
+  if (fd < 0 || n < vnl::kEthHeader || n > vnl::kMaxFrame) { stats_.tx_dropped++; return; }
+  const vnl::SockAddr* to = (f[0] & 1) ? nullptr : table_.lookup(f, now_);
+  bool uni = to != nullptr;
+  if (!to) to = &group_;
+  iovec iov[2] = {{hdr_, kHdr}, {const_cast<uint8_t*>(f), n}};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(to->sa());
+  m.msg_namelen = to->len;
+  m.msg_iov = iov;
+  m.msg_iovlen = 2;
+  if (sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) stats_.tx_dropped++;
+    else stats_.tx_errors++;
+    return;
+  }
+  stats_.tx_frames++;
+  stats_.tx_bytes += n;
+  (uni ? vx_.tx_unicast : vx_.tx_multicast)++;
+}
+
 }  // namespace ms

@@ -1,6 +1,7 @@
 // Shared by the vde, vxvde and vxlan drivers: VNL option parsing in vdeplug4's syntax, the
-// bounded MAC learning table of vxvde/vxlan, socket address helpers, and the small classes
-// through which tests and the binding read a driver's own counters.
+// bounded MAC learning table of vxvde/vxlan, socket address helpers, the small classes
+// through which tests and the binding read a driver's own counters, and VxBase, what vxvde
+// and vxlan have in common (their URL's group and options, learning, transmit).
 #pragma once
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -54,6 +55,27 @@ bool parse_size(const std::string& s, uint64_t hi, uint64_t* out);
     there is no such group */
 bool parse_gid(const std::string& s, uint32_t* out);
 
+/** option key, when given, as a number in [lo, hi] into *out (left alone when not given);
+    false if it is given and is not such a number */
+template <typename T>
+bool opt_uint(std::vector<Param>& params, const char* key, uint64_t lo, uint64_t hi, T* out) {
+  const Param& p = param(params, key);
+  uint64_t v;
+  if (!p.set) return true;
+  if (!parse_uint(p.value, lo, hi, &v)) return false;
+  *out = T(v);
+  return true;
+}
+/** the same for a size with an optional k/M/G suffix (parse_size), at most hi */
+template <typename T>
+bool opt_size(std::vector<Param>& params, const char* key, uint64_t hi, T* out) {
+  const Param& p = param(params, key);
+  uint64_t v;
+  if (!p.set) return true;
+  if (!parse_size(p.value, hi, &v)) return false;
+  *out = T(v);
+  return true;
+}
 /** "ENOENT" for ENOENT, ... ("E?" plus the number for the rare ones) */
 std::string errno_name(int err);
 
@@ -107,6 +129,32 @@ class MacTable {
 };
 
 bool is_multicast(const SockAddr& a);
+
+/** what vxvde:// and vxlan:// URLs ([GROUP][/options]) share: the group and the options
+    port=, ttl=, rcvbuf=, hashsize=, expiretime=, if=, v4 and v6 */
+struct VxUrl {
+  std::string host;       // GROUP as written ("": the default group)
+  std::vector<Param> ps;  // every option of the module, as given
+  uint16_t port = 0;
+  int ttl = 1, rcvbuf = 0;
+  size_t hash = 1024;     // hashsize=: at most so many learned MACs
+  uint32_t expire = 128;  // expiretime=: seconds a learned MAC is kept (0 given: this default)
+  unsigned ifindex = 0;   // if=
+};
+/** split rest and check the common options but if=, v4 and v6 (messages begin "kind: ");
+    ps: every option of the module, in the order prefixes match them. False with *failed set. */
+bool vx_parse(const char* kind, const std::string& rest, std::vector<Param> ps, uint16_t def_port, VxUrl* u,
+              FdLinkOpen* failed);
+/** u's group (the default one of the family v4/v6 ask for when none is written), resolved
+    and multicast, and u->ifindex from if=. False with *failed set. */
+bool vx_group(const char* kind, VxUrl* u, SockAddr* group, FdLinkOpen* failed);
+/** EINVAL, "kind: bad key= value '...'" */
+FdLinkOpen bad_value(const char* kind, std::vector<Param>& ps, const char* key);
+/** join the multicast group on fd, on interface ifindex (0: where the route says); false with
+    *failed set (its message begins with `kind`) if it cannot */
+bool join_group(int fd, const SockAddr& group, unsigned ifindex, const char* kind, FdLinkOpen* failed);
+/** send fd's multicast through interface ifindex: 0, or an errno with *what naming the option */
+int set_multicast_if(int fd, int family, unsigned ifindex, const char** what);
 /** the address bytes (4 or 16) of an AF_INET/AF_INET6 address */
 uint8_t* ip_bytes(SockAddr& a, size_t* len);
 
@@ -139,6 +187,36 @@ class VxLink : public FdLink {
 
  protected:
   VxStats vx_;
+};
+
+/** what vxvde and vxlan have in common: the 8-byte header before each frame (flags 0x08, the
+    24-bit VNI), the group, and the bounded table of MACs learned from received datagrams,
+    aged as time goes on. A frame goes to the learned address of its destination, or to the
+    group when that is unknown, broadcast or multicast. */
+class VxBase : public VxLink {
+ public:
+  size_t table_size() const override { return table_.size(); }
+  std::string peer_of(const MacAddr& mac) const override;
+  std::string group() const override { return group_.str(); }
+  uint32_t vni() const override { return vni_; }
+  void set_now(Micros now) override;
+  void transmit(const uint8_t* frame, size_t len) override;
+
+ protected:
+  static constexpr size_t kHdr = 8;
+  /** expire_s: seconds a learned MAC is kept; hash: at most that many in the table */
+  VxBase(const vnl::SockAddr& group, uint32_t vni, size_t hash, uint32_t expire_s);
+  /** the socket frames are sent from; -1 once closed */
+  virtual int send_fd() const = 0;
+  /** a received frame (ethernet header first) came from `from`: learn its source MAC there */
+  void learn(const uint8_t* frame, const vnl::SockAddr& from);
+
+  vnl::SockAddr group_;
+  uint32_t vni_;
+  uint8_t hdr_[kHdr] = {};
+  vnl::MacTable table_;
+  Micros now_ = 0, swept_ = 0;
+  std::vector<uint8_t> buf_;  // one received datagram (and a byte more, to see truncation)
 };
 
 /** what a vde link shows besides FdLink's */

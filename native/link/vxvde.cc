@@ -18,22 +18,13 @@
 namespace ms {
 namespace {
 
-constexpr const char* kDefV4 = "239.0.0.1";
-constexpr const char* kDefV6 = "ff05:56de::1";
 constexpr uint16_t kDefPort = 14789;
 constexpr uint32_t kDefVni = 1;
-constexpr size_t kDefHash = 1024;
-constexpr uint32_t kDefExpire = 128;  // seconds
-constexpr size_t kHdr = 8;
 
-class Vxvde final : public VxLink {
+class Vxvde final : public VxBase {
  public:
   Vxvde(int mfd, int ufd, const vnl::SockAddr& group, uint16_t uniport, uint32_t vni, size_t hash, uint32_t expire_s)
-      : mfd_(mfd), ufd_(ufd), group_(group), uniport_(uniport), vni_(vni),
-        table_(hash, Micros(expire_s) * 1000000), buf_(kHdr + vnl::kMaxFrame + 1) {
-    hdr_[0] = 0x08;
-    hdr_[4] = uint8_t(vni >> 16); hdr_[5] = uint8_t(vni >> 8); hdr_[6] = uint8_t(vni);
-  }
+      : VxBase(group, vni, hash, expire_s), mfd_(mfd), ufd_(ufd), uniport_(uniport) {}
   ~Vxvde() override { close(); }
 
   const char* kind() const override { return "vxvde"; }
@@ -43,41 +34,7 @@ class Vxvde final : public VxLink {
     if (ufd_ >= 0) v.push_back(ufd_);
     return v;
   }
-  size_t table_size() const override { return table_.size(); }
-  std::string peer_of(const MacAddr& m) const override {
-    const vnl::SockAddr* a = table_.lookup(m.b, now_);
-    return a ? a->str() : std::string();
-  }
   uint16_t local_port() const override { return uniport_; }
-  std::string group() const override { return group_.str(); }
-  uint32_t vni() const override { return vni_; }
-
-  void set_now(Micros now) override {
-    if (now <= now_) return;
-    now_ = now;
-    if (now_ - swept_ >= 1000000) { swept_ = now_; vx_.expired += table_.sweep(now_); }
-  }
-
-  void transmit(const uint8_t* f, size_t n) override {
-    if (ufd_ < 0 || n < vnl::kEthHeader || n > vnl::kMaxFrame) { stats_.tx_dropped++; return; }
-    const vnl::SockAddr* to = (f[0] & 1) ? nullptr : table_.lookup(f, now_);
-    bool uni = to != nullptr;
-    if (!to) to = &group_;
-    iovec iov[2] = {{hdr_, kHdr}, {const_cast<uint8_t*>(f), n}};
-    msghdr m{};
-    m.msg_name = const_cast<sockaddr*>(to->sa());
-    m.msg_namelen = to->len;
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    if (sendmsg(ufd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) stats_.tx_dropped++;
-      else stats_.tx_errors++;
-      return;
-    }
-    stats_.tx_frames++;
-    stats_.tx_bytes += n;
-    (uni ? vx_.tx_unicast : vx_.tx_multicast)++;
-  }
 
   size_t on_readable(int fd, size_t budget) override {
     if (fd < 0 || (fd != mfd_ && fd != ufd_)) return 0;
@@ -116,7 +73,7 @@ class Vxvde final : public VxLink {
       if (!header_ok) { stats_.rx_filtered++; vx_.rx_wrong_header++; continue; }
       if (multi && is_own(from, m)) { stats_.rx_filtered++; vx_.rx_own++; continue; }
       const uint8_t* frame = buf_.data() + kHdr;
-      if (!(frame[6] & 1) && table_.learn(frame + 6, from, now_)) vx_.learned++;
+      learn(frame, from);
       deliver(frame, len - kHdr);
       if (mfd_ < 0) break;  // closed from inside the delivery
     }
@@ -166,14 +123,11 @@ class Vxvde final : public VxLink {
     return false;
   }
 
+  int send_fd() const override { return ufd_; }
+
   int mfd_, ufd_;
-  vnl::SockAddr group_, own6_;
+  vnl::SockAddr own6_;
   uint16_t uniport_;
-  uint32_t vni_;
-  uint8_t hdr_[kHdr] = {};
-  vnl::MacTable table_;
-  Micros now_ = 0, swept_ = 0;
-  std::vector<uint8_t> buf_;
 };
 
 struct Fds {
@@ -188,44 +142,14 @@ FdLinkOpen sys_fail(const char* what, int err) {
 }  // namespace
 
 FdLinkOpen open_vxvde_link(const std::string& rest, const FdLinkParams& params) {
-  if (rest.size() > vnl::kMaxUrl) return vnl::fail(EINVAL, "vxvde: URL too long");
-  std::vector<std::string> elems = vnl::split_quoted(rest, "/");
-  std::string host = elems[0];
-  elems.erase(elems.begin());
+  vnl::VxUrl u;
+  FdLinkOpen failed;
   // the order decides prefix matches, as in vdeplug4 ("v" is vni); bind= is upstream's
-  std::vector<vnl::Param> ps = {{"port"}, {"vni"}, {"grp"}, {"ttl"}, {"rcvbuf"}, {"v6"}, {"v4"},
-                                {"hashsize"}, {"expiretime"}, {"if"}, {"bind"}};
-  std::string err;
-  if (!vnl::apply_params(elems, ps, &err)) return vnl::fail(EINVAL, "vxvde: " + err + " in '" + rest + "'");
-  auto bad = [&](const char* key) {
-    return vnl::fail(EINVAL, std::string("vxvde: bad ") + key + "= value '" + vnl::param(ps, key).value + "'");
-  };
-  uint64_t v;
-  uint16_t port = kDefPort;
-  if (vnl::param(ps, "port").set) {
-    if (!vnl::parse_uint(vnl::param(ps, "port").value, 1, 65535, &v)) return bad("port");
-    port = uint16_t(v);
-  }
-  int ttl = 1;
-  if (vnl::param(ps, "ttl").set) {
-    if (!vnl::parse_uint(vnl::param(ps, "ttl").value, 0, 255, &v)) return bad("ttl");
-    ttl = int(v);
-  }
-  int rcvbuf = 0;
-  if (vnl::param(ps, "rcvbuf").set) {
-    if (!vnl::parse_size(vnl::param(ps, "rcvbuf").value, 1u << 30, &v)) return bad("rcvbuf");
-    rcvbuf = int(v);
-  }
-  size_t hash = kDefHash;
-  if (vnl::param(ps, "hashsize").set) {
-    if (!vnl::parse_uint(vnl::param(ps, "hashsize").value, 1, 1u << 20, &v)) return bad("hashsize");
-    hash = size_t(v);
-  }
-  uint32_t expire = kDefExpire;
-  if (vnl::param(ps, "expiretime").set) {
-    if (!vnl::parse_uint(vnl::param(ps, "expiretime").value, 0, 1u << 30, &v)) return bad("expiretime");
-    expire = v ? uint32_t(v) : kDefExpire;  // as vdeplug4: <= 0 means the default
-  }
+  if (!vnl::vx_parse("vxvde", rest, {{"port"}, {"vni"}, {"grp"}, {"ttl"}, {"rcvbuf"}, {"v6"}, {"v4"}, {"hashsize"}, {"expiretime"}, {"if"}, {"bind"}},
+                     kDefPort, &u, &failed))
+    return failed;
+  std::vector<vnl::Param>& ps = u.ps;
+  auto bad = [&](const char* key) { return vnl::bad_value("vxvde", ps, key); };
   bool grp_set = vnl::param(ps, "grp").set;
   uint32_t gid = 0;
   if (grp_set && !vnl::parse_gid(vnl::param(ps, "grp").value, &gid)) return bad("grp");
@@ -235,24 +159,17 @@ FdLinkOpen open_vxvde_link(const std::string& rest, const FdLinkParams& params) 
     if (!vnl::parse_gid(vnl::param(ps, "vni").value, &g) || g > 0xffffff) return bad("vni");
     vni = g;
   }
-  unsigned ifindex = 0;
-  if (vnl::param(ps, "if").set) {
-    const std::string& name = vnl::param(ps, "if").value;
-    ifindex = name.size() < IF_NAMESIZE ? if_nametoindex(name.c_str()) : 0;
-    if (!ifindex) return vnl::fail(ENODEV, "vxvde: no interface '" + name + "' (if=)");
-  }
-  bool v4 = vnl::param(ps, "v4").set, v6 = vnl::param(ps, "v6").set;
-  int family = v4 == v6 ? AF_UNSPEC : v4 ? AF_INET : AF_INET6;
-  if (host.empty()) host = v6 ? kDefV6 : kDefV4;
   vnl::SockAddr group;
-  if (int e = vnl::resolve(host, port, family, &group, &err)) return vnl::fail(e, "vxvde: " + err);
-  if (grp_set) {  // the last three bytes of the group become the gid
+  if (!vnl::vx_group("vxvde", &u, &group, &failed)) return failed;
+  if (grp_set) {  // the last three bytes of the group become the gid (the first, multicast, stays)
     size_t n;
     uint8_t* b = vnl::ip_bytes(group, &n);
     b[n - 3] = uint8_t(gid >> 16); b[n - 2] = uint8_t(gid >> 8); b[n - 1] = uint8_t(gid);
   }
-  if (!vnl::is_multicast(group)) return vnl::fail(EINVAL, "vxvde: " + host + " is not a multicast address");
+  int ttl = u.ttl, rcvbuf = u.rcvbuf;
+  unsigned ifindex = u.ifindex;
   vnl::SockAddr bindaddr;
+  std::string err;
   if (vnl::param(ps, "bind").set) {
     if (int e = vnl::resolve(vnl::param(ps, "bind").value, 0, group.family(), &bindaddr, &err))
       return vnl::fail(e, "vxvde: bind=: " + err);
@@ -284,37 +201,18 @@ FdLinkOpen open_vxvde_link(const std::string& rest, const FdLinkParams& params) 
   }
   if (bind(fd.m, group.sa(), group.len) < 0)
     return vnl::fail(errno, "vxvde: cannot bind the group " + group.str() + ": " + vnl::errno_name(errno));
-  if (fam == AF_INET) {
-    ip_mreqn mr{};
-    mr.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(&group.ss)->sin_addr;
-    mr.imr_ifindex = int(ifindex);
-    if (setsockopt(fd.m, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
-      return vnl::fail(errno, "vxvde: cannot join " + group.str() + " (IP_ADD_MEMBERSHIP: " + vnl::errno_name(errno) +
-                                  "; is there a multicast route or an if= interface?)");
-  } else {
-    ipv6_mreq mr{};
-    mr.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(&group.ss)->sin6_addr;
-    mr.ipv6mr_interface = ifindex;
-    if (setsockopt(fd.m, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
-      return vnl::fail(errno, "vxvde: cannot join " + group.str() + " (IPV6_ADD_MEMBERSHIP: " + vnl::errno_name(errno) + ")");
-  }
+  if (!vnl::join_group(fd.m, group, ifindex, "vxvde", &failed)) return failed;
   if (bind(fd.u, bindaddr.sa(), bindaddr.len) < 0)
     return vnl::fail(errno, "vxvde: cannot bind the unicast socket to " + bindaddr.str() + ": " + vnl::errno_name(errno));
-  if (ifindex) {
-    if (fam == AF_INET) {
-      ip_mreqn mr{};
-      mr.imr_ifindex = int(ifindex);
-      if (setsockopt(fd.u, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0) return sys_fail("IP_MULTICAST_IF", errno);
-    } else if (setsockopt(fd.u, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex) < 0) {
-      return sys_fail("IPV6_MULTICAST_IF", errno);
-    }
-  }
+  const char* what;
+  if (ifindex)
+    if (int e = vnl::set_multicast_if(fd.u, fam, ifindex, &what)) return sys_fail(what, e);
   vnl::SockAddr local;
   local.len = sizeof local.ss;
   if (getsockname(fd.u, local.sa(), &local.len) < 0) return sys_fail("getsockname", errno);
   (void)params;
   FdLinkOpen r;
-  r.link.reset(new Vxvde(fd.m, fd.u, group, local.port(), vni, hash, expire));
+  r.link.reset(new Vxvde(fd.m, fd.u, group, local.port(), vni, u.hash, u.expire));
   fd.m = fd.u = -1;
   return r;
 }

@@ -136,4 +136,24 @@ TEST("arp: bounded cache (LRU), answers only for own addresses, ignores malforme
   request(1, 1);  // someone else claims 10.0.0.1
   CHECK_EQ(s.stats().arp.duplicate_address, 1u);
 }
+TEST("arp: pings to an address that never resolves fail with EHOSTUNREACH: late polls, requests the queue dropped") {
+  World w;
+  StackConfig cfg;
+  cfg.neighbour.queue_packets = 1;  // the pending queue keeps only the last request
+  Node& a = w.add("10.0.0.1/24", cfg);
+  w.settle();
+  uint16_t idseq[2];
+  for (int i = 0; i < 3; i++) CHECK_EQ(a.st->ping(ip("10.0.0.99"), 8, idseq), 0);
+  // the timers are served 7 ms late, as a busy event loop serves them: the probes drift, and
+  // the pings' own timeouts (3 s, as the 3 probes 1 s apart) are not the first to end them
+  for (int i = 0; i < 100 && a.pings.size() < 3; i++) {
+    w.set_time(a.st->poll_at() + 7000);
+    w.settle();
+  }
+  CHECK_EQ(a.pings.size(), size_t(3));
+  for (auto& r : a.pings) CHECK_EQ(r.status, -EHOSTUNREACH);
+  CHECK_EQ(a.st->stats().arp.resolve_failures, 1u);
+  CHECK_EQ(a.st->stats().arp.out_requests - a.st->stats().arp.out_gratuitous, 3u);
+}
+
 TEST_MAIN()

@@ -2,7 +2,8 @@
 // engine stacks driven in real time by a poll(2) loop over their FdLinks' descriptors, plus
 // helpers for what such tests set up and always tear down: network namespaces, devices,
 // child processes (vde_switch, vde_plug, a kernel-side echo server), temp directories, and a
-// tshark check of the captures.
+// tshark check of the captures; and what the link tests share: opening a link, refused and
+// random URLs, ping and TCP streams between a node and its peer.
 //
 // Missing peers (a program, root): outside CI the test prints why and skips; under CI=true it
 // fails (need()).
@@ -215,6 +216,23 @@ struct Proc {
   ~Proc() { stop(); }
 };
 
+/** two namespaces a and b joined by a veth (dev_a in a, dev_b in b) with addresses
+    SUBNET.1/24 and SUBNET.2/24, multicast routed onto it: two hosts on one LAN */
+struct VethLan {
+  Netns a, b;
+  DevGuard ga, gb;  // declared after the namespaces: gone before them
+  bool ok = false;
+  VethLan(const std::string& ns_a, const std::string& ns_b, const std::string& dev_a, const std::string& dev_b,
+          const std::string& subnet)
+      : a(ns_a), b(ns_b), ga(dev_a), gb(dev_b) {
+    ok = a.ok && b.ok && sh("ip link add " + dev_a + " type veth peer name " + dev_b) == 0 &&
+         sh("ip link set " + dev_a + " netns " + a.name) == 0 && sh("ip link set " + dev_b + " netns " + b.name) == 0 &&
+         a.run("ip addr add " + subnet + ".1/24 dev " + dev_a) == 0 && b.run("ip addr add " + subnet + ".2/24 dev " + dev_b) == 0 &&
+         a.run("ip link set " + dev_a + " up") == 0 && b.run("ip link set " + dev_b + " up") == 0 &&
+         a.run("ip route add 224.0.0.0/4 dev " + dev_a) == 0 && b.run("ip route add 224.0.0.0/4 dev " + dev_b) == 0;
+  }
+};
+
 /** poll pred every 10 ms for up to ms milliseconds */
 inline bool wait_for(const std::function<bool()>& pred, int ms) {
   for (int i = 0; i <= ms / 10; i++) {
@@ -332,6 +350,17 @@ inline uint8_t pat(uint64_t i, uint64_t seed = 0) {
   return uint8_t(z >> ((i % 8) * 8));
 }
 
+/** send pattern bytes on socket c, from *sent on up to total, as far as its send buffer takes them */
+inline void send_pattern(Stack& s, int c, uint64_t total, uint64_t* sent, std::vector<uint8_t>& buf) {
+  while (*sent < total) {
+    size_t n = size_t(std::min<uint64_t>(buf.size(), total - *sent));
+    for (size_t i = 0; i < n; i++) buf[i] = pat(*sent + i);
+    long r = s.send(c, buf.data(), n);
+    if (r <= 0) break;
+    *sent += uint64_t(r);
+  }
+}
+
 /** TCP: connect from a to dst:port, send `total` pattern bytes and read back what the peer
     returns until `expect_back` bytes came (0: none; the peer then closes after reading all).
     Byte-exact checks on both. Returns elapsed microseconds, or 0 on failure (with CHECKs). */
@@ -355,13 +384,7 @@ inline StreamResult tcp_stream(Live& w, Node& a, const char* dst, uint16_t port,
   uint64_t sent = 0, back = 0;
   bool bad = false, shut = false;
   w.until(timeout, [&] {
-    while (sent < total) {
-      size_t n = size_t(std::min<uint64_t>(out.size(), total - sent));
-      for (size_t i = 0; i < n; i++) out[i] = pat(sent + i);
-      long r = s.send(c, out.data(), n);
-      if (r <= 0) break;
-      sent += uint64_t(r);
-    }
+    send_pattern(s, c, total, &sent, out);
     if (sent == total && !shut && expect_back == 0) { s.shutdown(c, SHUT_WR); shut = true; }
     for (;;) {
       long r = s.recv(c, in.data(), in.size());
@@ -468,6 +491,13 @@ inline bool tshark_clean(const std::string& pcap, long min_frames, const std::ve
   return r.frames >= min_frames && r.malformed == 0 && r.bad_csum == 0 && r.errors == 0;
 }
 
+/** the python3 program's path ("" if there is none) */
+inline std::string python3() {
+  std::string py = sh_out("command -v python3");
+  py.erase(py.find_last_not_of("\n ") + 1);
+  return py;
+}
+
 /** a python3 TCP echo server (echoes each connection until EOF, then closes it) */
 inline const char* kEchoPy =
     "import socket,sys\n"
@@ -481,6 +511,105 @@ inline const char* kEchoPy =
     "    c.sendall(d)\n"
     "  c.close()\n";
 
+/** kEchoPy listening on addr:port inside namespace ns (script and log in dir); ready: it said so */
+struct EchoServer {
+  std::unique_ptr<Proc> proc;
+  bool ready = false;
+  EchoServer(const std::string& ns, const std::string& dir, const char* addr, const char* port) {
+    std::string script = dir + "/echo.py";
+    { std::ofstream f(script); f << kEchoPy; }
+    proc.reset(new Proc({"ip", "netns", "exec", ns, python3(), script, addr, port}, dir + "/echo.log"));
+    ready = wait_for([&] { return proc->output().find("ready") != std::string::npos; }, 10000);
+    CHECK(ready);
+  }
+};
+
+/** stop node n's capture and check the file with tshark (when installed): at least min_frames
+    frames, the test payloads on ports decoded as data */
+inline void capture_clean(Node& n, const std::string& cap, long min_frames, const std::vector<int>& ports) {
+  n.st->flush_captures();
+  CHECK_EQ(n.st->set_capture(n.ifindex, nullptr), 0);
+  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, min_frames, ports);
+}
+
+// ---- opening links
+
+using LinkOpener = FdLinkOpen (*)(const std::string& rest, const FdLinkParams& params);
+
+inline FdLinkParams params_for(const MacAddr& m) {
+  FdLinkParams p;
+  p.mac = m;
+  return p;
+}
+
+/** open SCHEME://rest with mac m, which must work (a CHECK, the reason printed, if not) */
+inline std::unique_ptr<FdLink> open_ok(LinkOpener open, const char* scheme, const std::string& rest, const MacAddr& m) {
+  FdLinkOpen o = open(rest, params_for(m));
+  if (!o.link) std::printf("  open %s://%s: %s\n", scheme, rest.c_str(), o.message.c_str());
+  CHECK(o.link != nullptr);
+  return std::move(o.link);
+}
+
+/** each url is refused with its errno and a message that begins "SCHEME: " */
+struct Refused { const char* url; int err; };
+inline void check_refused(LinkOpener open, const char* scheme, const std::vector<Refused>& cases, const FdLinkParams& p) {
+  std::string prefix = std::string(scheme) + ": ";
+  for (auto& c : cases) {
+    FdLinkOpen o = open(c.url, p);
+    if (o.err != c.err) std::printf("  %s: %d %s\n", c.url, o.err, o.message.c_str());
+    CHECK(!o.link);
+    CHECK_EQ(o.err, c.err);
+    CHECK(o.message.compare(0, prefix.size(), prefix) == 0);
+  }
+}
+
+/** 3000 random URLs, the i-th one prefixes[i % prefixes.size()] and then fewer than max_extra
+    characters, half of them any byte and half from alphabet: each either opens or fails with
+    an errno and a message, never both or neither. How many opened. */
+inline int random_urls(LinkOpener open, uint64_t seed, const std::vector<std::string>& prefixes, int max_extra,
+                       const std::string& alphabet, const FdLinkParams& p) {
+  uint64_t x = seed;
+  int opened = 0;
+  for (size_t i = 0; i < 3000; i++) {
+    std::string s = prefixes[i % prefixes.size()];
+    int n = int(x % uint64_t(max_extra));
+    for (int k = 0; k < n; k++) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      s.push_back(x & 1 ? char(x >> 8) : alphabet[(x >> 8) % alphabet.size()]);
+    }
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    FdLinkOpen r = open(s, p);
+    CHECK((r.link != nullptr) != (r.err != 0));
+    CHECK(r.link || !r.message.empty());
+    if (r.link) opened++;
+  }
+  return opened;
+}
+
+/** a vxvde or vxlan node's link */
+inline VxLink* vx(Node& n) { return dynamic_cast<VxLink*>(n.link.get()); }
+
+/** l (when there is one: open_ok has checked that) is a vxvde or vxlan link on group
+    ("239.0.0.1:4789") and VNI vni; false if there is no link */
+inline bool check_vx(FdLink* l, const char* group, uint32_t vni) {
+  if (!l) return false;
+  auto* v = dynamic_cast<VxLink*>(l);
+  CHECK(v != nullptr);
+  if (!v) return false;
+  CHECK(v->group() == group);
+  CHECK_EQ(v->vni(), vni);
+  return true;
+}
+
+/** "aa:bb:cc:dd:ee:ff" (a trailing newline allowed) */
+inline MacAddr parse_mac(const std::string& s) {
+  MacAddr m;
+  unsigned b[6] = {};
+  CHECK_EQ(std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]), 6);
+  for (int i = 0; i < 6; i++) m.b[i] = uint8_t(b[i]);
+  return m;
+}
+
 inline MacAddr mac(uint8_t a, uint8_t b) {
   MacAddr m;
   m.b[0] = 0x02; m.b[1] = 0x6d; m.b[2] = 0x73; m.b[3] = uint8_t(getpid() & 0xff); m.b[4] = a; m.b[5] = b;
@@ -491,6 +620,65 @@ inline std::string mbps(uint64_t bytes, Micros us) {
   char b[64];
   std::snprintf(b, sizeof b, "%.1f Mbit/s", us ? double(bytes) * 8 / double(us) : 0.0);
   return b;
+}
+
+/** `vde_plug URL tap://TAP` in namespace ns (its log in dir); ok once the TAP is there, given
+    address cidr and up */
+struct PlugTap {
+  std::unique_ptr<Proc> proc;
+  bool ok = false;
+  PlugTap(const Netns& ns, const std::string& url, const std::string& tap, const std::string& cidr, const std::string& dir) {
+    proc.reset(new Proc({"ip", "netns", "exec", ns.name, "vde_plug", url, "tap://" + tap}, dir + "/plug.log"));
+    bool there = wait_for([&] { return ns.run("ip link show " + tap) == 0; }, 5000);
+    if (!there) std::printf("  vde_plug: %s\n", proc->output().c_str());
+    CHECK(there);
+    if (!there) return;
+    CHECK_EQ(ns.run("ip addr add " + cidr + " dev " + tap), 0);
+    CHECK_EQ(ns.run("ip link set " + tap + " up"), 0);
+    ok = true;
+  }
+};
+
+/** node n captures to path from now on */
+inline void capture_to(Node& n, const std::string& path) { CHECK_EQ(n.st->set_capture(n.ifindex, path.c_str()), 0); }
+
+/** a pings dst and is answered: the RTT, printed after what */
+inline long ping_ok(Live& w, Node& a, const char* dst, const char* what) {
+  long rtt = w.ping(a, dst);
+  std::printf("  ping %s: %ld us\n", what, rtt);
+  CHECK(rtt > 0);
+  return rtt;
+}
+
+/** a sends 4 MiB to the echo server (kEchoPy) at dst:port and gets them back byte-exact;
+    the rate printed after what */
+inline StreamResult echo_ok(Live& w, Node& a, const char* dst, uint16_t port, const char* what) {
+  StreamResult r = tcp_stream(w, a, dst, port, 4u << 20, 4u << 20);
+  std::printf("  TCP %s: %llu bytes each way in %.3f s = %s each way\n", what, (unsigned long long)r.back,
+              double(r.elapsed) / 1e6, mbps(r.back, r.elapsed).c_str());
+  CHECK(r.ok);
+  return r;
+}
+
+/** from stack s, connect to dst:port, where sink (started on the peer) accepts; send total
+    pattern bytes and shut down, stepping the sink meanwhile, until it sees the end or a wrong
+    byte or timeout passes; close. The time it took (the caller checks the sink). */
+inline Micros stream_to_sink(Live& w, Stack& s, const char* dst, uint16_t port, uint64_t total, Sink& sink, Micros timeout) {
+  Micros t0 = now_us();
+  int c = s.socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(s.connect(c, ep(dst, port)), -EINPROGRESS);
+  uint64_t sent = 0;
+  bool shut = false;
+  std::vector<uint8_t> out(65536);
+  w.until(timeout, [&] {
+    send_pattern(s, c, total, &sent, out);
+    if (sent == total && !shut) { s.shutdown(c, SHUT_WR); shut = true; }
+    sink.step();
+    return sink.eof || sink.bad;
+  });
+  Micros dt = now_us() - t0;
+  s.close(c);
+  return dt;
 }
 
 }  // namespace live

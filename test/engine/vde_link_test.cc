@@ -9,12 +9,6 @@ using namespace live;
 
 namespace {
 
-FdLinkParams params_for(const MacAddr& m) {
-  FdLinkParams p;
-  p.mac = m;
-  return p;
-}
-
 /** a vde_switch on a fresh control directory, stopped (and the directory removed) at the end */
 struct Switch {
   TempDir tmp;
@@ -31,12 +25,7 @@ struct Switch {
   }
 };
 
-std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) {
-  FdLinkOpen o = open_vde_link(rest, params_for(m));
-  if (!o.link) std::printf("  open vde://%s: %s\n", rest.c_str(), o.message.c_str());
-  CHECK(o.link != nullptr);
-  return std::move(o.link);
-}
+std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) { return live::open_ok(open_vde_link, "vde", rest, m); }
 
 size_t files_in(const std::string& dir) {
   return size_t(std::atol(sh_out("ls -A '" + dir + "' | wc -l").c_str()));
@@ -46,19 +35,14 @@ size_t files_in(const std::string& dir) {
 
 TEST("vde: bad URLs are EINVAL with a message; no switch is ENOENT; any bytes are safe") {
   FdLinkParams p;
-  struct { const char* url; int err; } cases[] = {
-      {"/tmp/x[", EINVAL},           {"/tmp/x[1]junk", EINVAL},      {"/tmp/x[port=abc]", EINVAL},
-      {"/tmp/x[port=70000]", EINVAL}, {"/tmp/x[colour=red]", EINVAL}, {"/tmp/x[mode=9]", EINVAL},
-      {"/tmp/x[portgroup=..]", EINVAL},
-      {"/nonexistent-msvx/sw", ENOENT}, {"/nonexistent-msvx/sw[5]", ENOENT},
-  };
-  for (auto& c : cases) {
-    FdLinkOpen o = open_vde_link(c.url, p);
-    if (o.err != c.err) std::printf("  %s: %d %s\n", c.url, o.err, o.message.c_str());
-    CHECK(!o.link);
-    CHECK_EQ(o.err, c.err);
-    CHECK(!o.message.empty() && o.message.compare(0, 5, "vde: ") == 0);
-  }
+  check_refused(open_vde_link, "vde",
+                {
+                    {"/tmp/x[", EINVAL},           {"/tmp/x[1]junk", EINVAL},      {"/tmp/x[port=abc]", EINVAL},
+                    {"/tmp/x[port=70000]", EINVAL}, {"/tmp/x[colour=red]", EINVAL}, {"/tmp/x[mode=9]", EINVAL},
+                    {"/tmp/x[portgroup=..]", EINVAL},
+                    {"/nonexistent-msvx/sw", ENOENT}, {"/nonexistent-msvx/sw[5]", ENOENT},
+                },
+                p);
   FdLinkOpen o = open_vde_link("/nonexistent-msvx/sw", p);
   CHECK(o.message.find("no switch") != std::string::npos && o.message.find("ENOENT") != std::string::npos);
   std::string huge(5000, 'a');
@@ -69,19 +53,7 @@ TEST("vde: bad URLs are EINVAL with a message; no switch is ENOENT; any bytes ar
   CHECK_EQ(o.err, ENOENT);
   CHECK_EQ(files_in(t.path), size_t(0));  // nothing left behind
   // random bytes after a path that does not exist: never a crash, always an error
-  uint64_t x = 88172645463325252ull;
-  for (int i = 0; i < 3000; i++) {
-    std::string s = "/nonexistent-msvx/";
-    int n = int(x % 40);
-    for (int k = 0; k < n; k++) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-      const char alphabet[] = "[]/=\\'\"%0a9xpmgo ";
-      s.push_back(x & 1 ? char(x >> 8) : alphabet[(x >> 8) % (sizeof alphabet - 1)]);
-    }
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    FdLinkOpen r = open_vde_link(s, p);
-    CHECK(!r.link && r.err != 0 && !r.message.empty());
-  }
+  CHECK_EQ(random_urls(open_vde_link, 88172645463325252ull, {"/nonexistent-msvx/"}, 40, "[]/=\\'\"%0a9xpmgo ", p), 0);
 }
 
 TEST("vde: two engine stacks through vde_switch: ping, UDP, TCP byte-exact; ports; pcap clean") {
@@ -106,11 +78,8 @@ TEST("vde: two engine stacks through vde_switch: ping, UDP, TCP byte-exact; port
   Node& a = w.add(std::move(la), ma, "10.0.1.1/24");
   Node& b = w.add(std::move(lb), mb, "10.0.1.2/24");
   std::string cap = sw.tmp.path + "/a.pcap";
-  CHECK_EQ(a.st->set_capture(a.ifindex, cap.c_str()), 0);
-
-  long rtt = w.ping(a, "10.0.1.2");
-  std::printf("  ping 10.0.1.2: %ld us\n", rtt);
-  CHECK(rtt > 0);
+  capture_to(a, cap);
+  ping_ok(w, a, "10.0.1.2", "10.0.1.2");
 
   // UDP: 200 datagrams of every size class, b echoes them
   int ua = a.st->socket(AF_INET, SOCK_DGRAM, 0), ub = b.st->socket(AF_INET, SOCK_DGRAM, 0);
@@ -143,31 +112,12 @@ TEST("vde: two engine stacks through vde_switch: ping, UDP, TCP byte-exact; port
   Sink sink;
   sink.start(*b.st, 80);
   uint64_t total = 4u << 20;
-  Micros t0 = now_us();
-  int c = a.st->socket(AF_INET, SOCK_STREAM, 0);
-  CHECK_EQ(a.st->connect(c, ep("10.0.1.2", 80)), -EINPROGRESS);
-  uint64_t sent = 0;
-  bool shut = false;
-  std::vector<uint8_t> out(65536);
-  w.until(60000000, [&] {
-    while (sent < total) {
-      size_t n = size_t(std::min<uint64_t>(out.size(), total - sent));
-      for (size_t i = 0; i < n; i++) out[i] = pat(sent + i);
-      long r = a.st->send(c, out.data(), n);
-      if (r <= 0) break;
-      sent += uint64_t(r);
-    }
-    if (sent == total && !shut) { a.st->shutdown(c, SHUT_WR); shut = true; }
-    sink.step();
-    return sink.eof || sink.bad;
-  });
-  Micros dt = now_us() - t0;
+  Micros dt = stream_to_sink(w, *a.st, "10.0.1.2", 80, total, sink, 60000000);
   std::printf("  TCP engine->engine through vde_switch: %llu bytes in %.3f s = %s\n", (unsigned long long)sink.got,
               double(dt) / 1e6, mbps(sink.got, dt).c_str());
   CHECK(!sink.bad);
   CHECK_EQ(sink.got, total);
   CHECK(sink.eof);
-  a.st->close(c);
   sink.stop();
   w.until(300000, [] { return false; });
 
@@ -206,9 +156,7 @@ TEST("vde: two engine stacks through vde_switch: ping, UDP, TCP byte-exact; port
   w.unplug(b);
   CHECK(wait_for([&] { return stat(b_sock.c_str(), &bst) != 0; }, 3000));
 
-  a.st->flush_captures();
-  CHECK_EQ(a.st->set_capture(a.ifindex, nullptr), 0);
-  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, 3000, {45123, 45124, 80, 81});
+  capture_clean(a, cap, 3000, {45123, 45124, 80, 81});
 
   // the switch goes away: the link goes down and says why
   sw.proc->stop();
@@ -230,19 +178,9 @@ TEST("vde: vde_plug puts a kernel TAP (in a namespace) on the switch: ping and T
   CHECK(ns.ok);
   if (!ns.ok) return;
   // the kernel side: vde_plug (vdeplug4) joins the switch and a TAP inside the namespace
-  Proc plug({"ip", "netns", "exec", ns.name, "vde_plug", "vde://" + sw.dir, "tap://msvxtap0"}, sw.tmp.path + "/plug.log");
-  bool tap = wait_for([&] { return ns.run("ip link show msvxtap0") == 0; }, 5000);
-  if (!tap) std::printf("  vde_plug: %s\n", plug.output().c_str());
-  CHECK(tap);
-  if (!tap) return;
-  CHECK_EQ(ns.run("ip addr add 10.0.2.100/24 dev msvxtap0"), 0);
-  CHECK_EQ(ns.run("ip link set msvxtap0 up"), 0);
-  std::string py = sh_out("command -v python3");
-  py.erase(py.find_last_not_of("\n ") + 1);
-  std::string script = sw.tmp.path + "/echo.py";
-  { std::ofstream f(script); f << kEchoPy; }
-  Proc echo({"ip", "netns", "exec", ns.name, py, script, "10.0.2.100", "7777"}, sw.tmp.path + "/echo.log");
-  CHECK(wait_for([&] { return echo.output().find("ready") != std::string::npos; }, 10000));
+  PlugTap plug(ns, "vde://" + sw.dir, "msvxtap0", "10.0.2.100/24", sw.tmp.path);
+  if (!plug.ok) return;
+  EchoServer echo(ns.name, sw.tmp.path, "10.0.2.100", "7777");
 
   Live w;
   MacAddr ma = mac(2, 1);
@@ -250,10 +188,8 @@ TEST("vde: vde_plug puts a kernel TAP (in a namespace) on the switch: ping and T
   if (!la) return;
   Node& a = w.add(std::move(la), ma, "10.0.2.1/24");
   std::string cap = sw.tmp.path + "/kernel.pcap";
-  CHECK_EQ(a.st->set_capture(a.ifindex, cap.c_str()), 0);
-  long rtt = w.ping(a, "10.0.2.100");
-  std::printf("  ping the kernel: %ld us\n", rtt);
-  CHECK(rtt > 0);
+  capture_to(a, cap);
+  ping_ok(w, a, "10.0.2.100", "the kernel");
   // and the kernel pings us (a child process, while this thread keeps the stack running)
   if (have_program("ping")) {
   Proc kping({"ip", "netns", "exec", ns.name, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.1"}, sw.tmp.path + "/ping.log");
@@ -263,13 +199,8 @@ TEST("vde: vde_plug puts a kernel TAP (in a namespace) on the switch: ping and T
   } else {
     std::printf("  (no ping program: the kernel does not ping back)\n");
   }
-  StreamResult r = tcp_stream(w, a, "10.0.2.100", 7777, 4u << 20, 4u << 20);
-  std::printf("  TCP engine->kernel echo through vde_switch: %llu bytes each way in %.3f s = %s each way\n",
-              (unsigned long long)r.back, double(r.elapsed) / 1e6, mbps(r.back, r.elapsed).c_str());
-  CHECK(r.ok);
-  a.st->flush_captures();
-  CHECK_EQ(a.st->set_capture(a.ifindex, nullptr), 0);
-  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, 3000, {7777});
+  echo_ok(w, a, "10.0.2.100", 7777, "engine->kernel echo through vde_switch");
+  capture_clean(a, cap, 3000, {7777});
   w.unplug(a);
 }
 

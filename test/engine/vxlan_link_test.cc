@@ -11,42 +11,11 @@ using namespace live;
 
 namespace {
 
-FdLinkParams params_for(const MacAddr& m) {
-  FdLinkParams p;
-  p.mac = m;
-  return p;
-}
-
-std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) {
-  FdLinkOpen o = open_vxlan_link(rest, params_for(m));
-  if (!o.link) std::printf("  open vxlan://%s: %s\n", rest.c_str(), o.message.c_str());
-  CHECK(o.link != nullptr);
-  return std::move(o.link);
-}
-
-VxLink* vx(Node& n) { return dynamic_cast<VxLink*>(n.link.get()); }
-
-MacAddr parse_mac(std::string s) {
-  MacAddr m;
-  unsigned b[6] = {};
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) CHECK(false);
-  for (int i = 0; i < 6; i++) m.b[i] = uint8_t(b[i]);
-  return m;
-}
+std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) { return live::open_ok(open_vxlan_link, "vxlan", rest, m); }
 
 /** two namespaces on a veth LAN (10.212.0.1 and .2), multicast routed onto it */
-struct Lan {
-  std::string id = std::to_string(getpid());
-  Netns a{"msvx-xlA-" + id}, b{"msvx-xlB-" + id};
-  DevGuard ga{"msvxla"}, gb{"msvxlb"};  // declared after the namespaces: gone before them
-  bool ok = false;
-  Lan() {
-    ok = a.ok && b.ok && sh("ip link add msvxla type veth peer name msvxlb") == 0 && sh("ip link set msvxla netns " + a.name) == 0 &&
-         sh("ip link set msvxlb netns " + b.name) == 0 && a.run("ip addr add 10.212.0.1/24 dev msvxla") == 0 &&
-         b.run("ip addr add 10.212.0.2/24 dev msvxlb") == 0 && a.run("ip link set msvxla up") == 0 &&
-         b.run("ip link set msvxlb up") == 0 && a.run("ip route add 224.0.0.0/4 dev msvxla") == 0 &&
-         b.run("ip route add 224.0.0.0/4 dev msvxlb") == 0;
-  }
+struct Lan : VethLan {
+  Lan() : VethLan("msvx-xlA-" + std::to_string(getpid()), "msvx-xlB-" + std::to_string(getpid()), "msvxla", "msvxlb", "10.212.0") {}
 };
 
 }  // namespace
@@ -60,11 +29,8 @@ TEST("vxlan: options and defaults; EINVAL/ENODEV/EADDRINUSE with a message; any 
   MacAddr m = mac(7, 1);
   {
     auto l = open_ok("", m);
-    if (l) {
-      auto* v = dynamic_cast<VxLink*>(l.get());
-      CHECK(v->group() == "239.0.0.1:4789");
-      CHECK_EQ(v->vni(), 1u);
-      CHECK_EQ(v->local_port(), 4789);
+    if (check_vx(l.get(), "239.0.0.1:4789", 1)) {
+      CHECK_EQ(dynamic_cast<VxLink*>(l.get())->local_port(), 4789);
       CHECK(std::string(l->kind()) == "vxlan");
       CHECK_EQ(l->fds().size(), size_t(1));
       // one endpoint per host and port: a second one cannot bind
@@ -74,41 +40,15 @@ TEST("vxlan: options and defaults; EINVAL/ENODEV/EADDRINUSE with a message; any 
       std::printf("  second endpoint: %s\n", o.message.c_str());
     }
   }
-  {
-    auto l = open_ok("239.5.6.7/v=42/p=4790/t=2/h=16/e=10/if=msvxla/v4", m);  // v is vni, p port, ...
-    if (l) {
-      auto* v = dynamic_cast<VxLink*>(l.get());
-      CHECK(v->group() == "239.5.6.7:4790");
-      CHECK_EQ(v->vni(), 42u);
-    }
-  }
-  struct { const char* url; int err; } bad[] = {
-      {"239.1.1.1/colour=red", EINVAL}, {"239.1.1.1/port=0", EINVAL}, {"239.1.1.1/vni=16777216", EINVAL},
-      {"239.1.1.1/vni=abc", EINVAL},    {"239.1.1.1/grp=1", EINVAL},  {"10.0.0.1", EINVAL},
-      {"239.1.1.1/if=nosuchif0", ENODEV},
-  };
-  for (auto& c : bad) {
-    FdLinkOpen o = open_vxlan_link(c.url, params_for(m));
-    if (o.err != c.err) std::printf("  %s: %d %s\n", c.url, o.err, o.message.c_str());
-    CHECK(!o.link);
-    CHECK_EQ(o.err, c.err);
-    CHECK(o.message.compare(0, 7, "vxlan: ") == 0);
-  }
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  int opened = 0;
-  for (int i = 0; i < 3000; i++) {
-    std::string s = i % 2 ? "239.9.9.9" : "";
-    int n = int(x % 30);
-    for (int k = 0; k < n; k++) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-      const char alphabet[] = "/=\\'\"%0a9vptrhegi46 .:";
-      s.push_back(x & 1 ? char(x >> 8) : alphabet[(x >> 8) % (sizeof alphabet - 1)]);
-    }
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    FdLinkOpen r = open_vxlan_link(s, params_for(m));
-    CHECK((r.link != nullptr) != (r.err != 0));
-    if (r.link) opened++;
-  }
+  check_vx(open_ok("239.5.6.7/v=42/p=4790/t=2/h=16/e=10/if=msvxla/v4", m).get(), "239.5.6.7:4790", 42);  // v is vni, p port, ...
+  check_refused(open_vxlan_link, "vxlan",
+                {
+                    {"239.1.1.1/colour=red", EINVAL}, {"239.1.1.1/port=0", EINVAL},  {"239.1.1.1/vni=16777216", EINVAL},
+                    {"239.1.1.1/vni=abc", EINVAL},    {"239.1.1.1/grp=1", EINVAL},   {"10.0.0.1", EINVAL},
+                    {"239.1.1.1/if=nosuchif0", ENODEV},
+                },
+                params_for(m));
+  int opened = random_urls(open_vxlan_link, 0x9E3779B97F4A7C15ull, {"", "239.9.9.9"}, 30, "/=\\'\"%0a9vptrhegi46 .:", params_for(m));
   std::printf("  3000 random URLs: %d opened, the rest refused\n", opened);
 }
 
@@ -132,12 +72,8 @@ TEST("vxlan: an engine stack and a Linux vxlan device: ping, TCP byte-exact, lea
   // that never happens: have the kernel fill them in itself
   CHECK(tx_csum_off(lan.b.name, "msvx42"));
   MacAddr kmac = parse_mac(lan.b.out("cat /sys/class/net/msvx42/address"));
-  std::string py = sh_out("command -v python3");
-  py.erase(py.find_last_not_of("\n ") + 1);
-  std::string script = tmp.path + "/echo.py";
-  { std::ofstream f(script); f << kEchoPy; }
-  Proc echo({"ip", "netns", "exec", lan.b.name, py, script, "10.0.5.100", "7777"}, tmp.path + "/echo.log");
-  CHECK(wait_for([&] { return echo.output().find("ready") != std::string::npos; }, 10000));
+  std::string py = python3();
+  EchoServer echo(lan.b.name, tmp.path, "10.0.5.100", "7777");
 
   Live w;
   MacAddr ma = mac(8, 1);
@@ -149,15 +85,10 @@ TEST("vxlan: an engine stack and a Linux vxlan device: ping, TCP byte-exact, lea
   if (!l) return;
   Node& a = w.add(std::move(l), ma, "10.0.5.1/24");
   std::string cap = tmp.path + "/vxlan-kernel.pcap";
-  CHECK_EQ(a.st->set_capture(a.ifindex, cap.c_str()), 0);
+  capture_to(a, cap);
 
-  long rtt = w.ping(a, "10.0.5.100");
-  std::printf("  ping the kernel's vxlan device: %ld us\n", rtt);
-  CHECK(rtt > 0);
-  StreamResult r = tcp_stream(w, a, "10.0.5.100", 7777, 4u << 20, 4u << 20);
-  std::printf("  TCP engine->kernel echo over VXLAN: %llu bytes each way in %.3f s = %s each way\n", (unsigned long long)r.back,
-              double(r.elapsed) / 1e6, mbps(r.back, r.elapsed).c_str());
-  CHECK(r.ok);
+  ping_ok(w, a, "10.0.5.100", "the kernel's vxlan device");
+  StreamResult r = echo_ok(w, a, "10.0.5.100", 7777, "engine->kernel echo over VXLAN");
   if (!r.ok) { a.st->flush_captures(); sh("cp " + cap + " /tmp/msvx-failed-vxlan-stall.pcap"); }
   // learned: the kernel device's MAC at its host address and the VXLAN port (not its source port)
   std::string peer = vx(a)->peer_of(kmac);
@@ -195,9 +126,7 @@ TEST("vxlan: an engine stack and a Linux vxlan device: ping, TCP byte-exact, lea
   CHECK_EQ(a.link->stats().rx_frames, rx0);
   CHECK_EQ(a.link->stats().tx_errors, uint64_t(0));
 
-  a.st->flush_captures();
-  CHECK_EQ(a.st->set_capture(a.ifindex, nullptr), 0);
-  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, 3000, {7777});
+  capture_clean(a, cap, 3000, {7777});
   w.unplug(a);
 }
 

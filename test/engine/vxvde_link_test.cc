@@ -11,12 +11,6 @@ using namespace live;
 
 namespace {
 
-FdLinkParams params_for(const MacAddr& m) {
-  FdLinkParams p;
-  p.mac = m;
-  return p;
-}
-
 /** a namespace with a dummy interface carrying multicast: plugs on one host */
 struct OneHost {
   Netns ns;
@@ -30,14 +24,7 @@ struct OneHost {
   }
 };
 
-std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) {
-  FdLinkOpen o = open_vxvde_link(rest, params_for(m));
-  if (!o.link) std::printf("  open vxvde://%s: %s\n", rest.c_str(), o.message.c_str());
-  CHECK(o.link != nullptr);
-  return std::move(o.link);
-}
-
-VxLink* vx(Node& n) { return dynamic_cast<VxLink*>(n.link.get()); }
+std::unique_ptr<FdLink> open_ok(const std::string& rest, const MacAddr& m) { return live::open_ok(open_vxvde_link, "vxvde", rest, m); }
 
 void print_stats(const char* who, FdLink& l) {
   const FdLinkStats& s = l.stats();
@@ -69,59 +56,23 @@ TEST("vxvde: options, defaults, grp=, prefix keys; EINVAL/ENODEV with a message;
   MacAddr m = mac(9, 1);
   {
     auto l = open_ok("", m);
-    if (l) {
-      auto* v = dynamic_cast<VxLink*>(l.get());
-      CHECK(v->group() == "239.0.0.1:14789");
-      CHECK_EQ(v->vni(), 1u);
+    if (check_vx(l.get(), "239.0.0.1:14789", 1)) {
       CHECK(std::string(l->kind()) == "vxvde");
       CHECK_EQ(l->fds().size(), size_t(2));
     }
   }
-  {
-    auto l = open_ok("/grp=1000", m);  // group 239.0.3.232, VNI 1000 (the reference's example)
-    if (l) {
-      auto* v = dynamic_cast<VxLink*>(l.get());
-      CHECK(v->group() == "239.0.3.232:14789");
-      CHECK_EQ(v->vni(), 1000u);
-    }
-  }
-  {
-    auto l = open_ok("239.5.6.7/v=42/p=15000/t=2/h=16/e=10/r=1M", m);  // v is vni, p port, ...
-    if (l) {
-      auto* v = dynamic_cast<VxLink*>(l.get());
-      CHECK(v->group() == "239.5.6.7:15000");
-      CHECK_EQ(v->vni(), 42u);
-    }
-  }
+  check_vx(open_ok("/grp=1000", m).get(), "239.0.3.232:14789", 1000);  // group 239.0.3.232, VNI 1000 (the reference's example)
+  check_vx(open_ok("239.5.6.7/v=42/p=15000/t=2/h=16/e=10/r=1M", m).get(), "239.5.6.7:15000", 42);  // v is vni, p port, ...
   CHECK(open_ok("239.5.6.8/vni=\"7\"/if=msvxd0/v4", m) != nullptr);
-  struct { const char* url; int err; } bad[] = {
-      {"239.1.1.1/colour=red", EINVAL}, {"239.1.1.1/port=0", EINVAL},     {"239.1.1.1/port=x", EINVAL},
-      {"239.1.1.1/vni=16777216", EINVAL}, {"239.1.1.1/ttl=300", EINVAL},  {"239.1.1.1/hashsize=0", EINVAL},
-      {"10.0.0.1", EINVAL},             {"239.1.1.1/if=nosuchif0", ENODEV}, {"239.1.1.1/v6", EINVAL},
-      {"not..an..address", EINVAL},
-  };
-  for (auto& c : bad) {
-    FdLinkOpen o = open_vxvde_link(c.url, params_for(m));
-    if (o.err != c.err) std::printf("  %s: %d %s\n", c.url, o.err, o.message.c_str());
-    CHECK(!o.link);
-    CHECK_EQ(o.err, c.err);
-    CHECK(o.message.compare(0, 7, "vxvde: ") == 0);
-  }
-  uint64_t x = 0x2545F4914F6CDD1Dull;
-  int opened = 0;
-  for (int i = 0; i < 3000; i++) {
-    std::string s = i % 2 ? "239.9.9.9" : "";
-    int n = int(x % 30);
-    for (int k = 0; k < n; k++) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-      const char alphabet[] = "/=\\'\"%0a9vptrhegib46 .:";
-      s.push_back(x & 1 ? char(x >> 8) : alphabet[(x >> 8) % (sizeof alphabet - 1)]);
-    }
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    FdLinkOpen r = open_vxvde_link(s, params_for(m));
-    CHECK((r.link != nullptr) != (r.err != 0));
-    if (r.link) opened++;
-  }
+  check_refused(open_vxvde_link, "vxvde",
+                {
+                    {"239.1.1.1/colour=red", EINVAL},   {"239.1.1.1/port=0", EINVAL},       {"239.1.1.1/port=x", EINVAL},
+                    {"239.1.1.1/vni=16777216", EINVAL}, {"239.1.1.1/ttl=300", EINVAL},      {"239.1.1.1/hashsize=0", EINVAL},
+                    {"10.0.0.1", EINVAL},               {"239.1.1.1/if=nosuchif0", ENODEV}, {"239.1.1.1/v6", EINVAL},
+                    {"not..an..address", EINVAL},
+                },
+                params_for(m));
+  int opened = random_urls(open_vxvde_link, 0x2545F4914F6CDD1Dull, {"", "239.9.9.9"}, 30, "/=\\'\"%0a9vptrhegib46 .:", params_for(m));
   std::printf("  3000 random URLs: %d opened, the rest refused\n", opened);
 }
 
@@ -149,7 +100,7 @@ TEST("vxvde: three engine stacks on one group: all pairs ping/UDP/TCP, learning,
   if (!other) return;
   Node& e = w.add(std::move(other), me, "10.0.3.9/24");
   std::string cap = tmp.path + "/vxvde.pcap";
-  CHECK_EQ(w.nodes[0]->st->set_capture(w.nodes[0]->ifindex, cap.c_str()), 0);
+  capture_to(*w.nodes[0], cap);
 
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 3; j++) {
@@ -201,32 +152,10 @@ TEST("vxvde: three engine stacks on one group: all pairs ping/UDP/TCP, learning,
       if (i == j) continue;
       sink.got = 0; sink.eof = false;
       uint64_t total = 1u << 20;
-      // drive the sink while the stream runs
-      Node& a = *w.nodes[size_t(i)];
-      Stack& s = *a.st;
-      int c = s.socket(AF_INET, SOCK_STREAM, 0);
-      CHECK_EQ(s.connect(c, ep(addrs[j], 9000)), -EINPROGRESS);
-      uint64_t sent = 0;
-      bool shut = false;
-      std::vector<uint8_t> out(65536);
-      Micros t0 = now_us();
-      w.until(30000000, [&] {
-        while (sent < total) {
-          size_t n = size_t(std::min<uint64_t>(out.size(), total - sent));
-          for (size_t q = 0; q < n; q++) out[q] = pat(sent + q);
-          long r = s.send(c, out.data(), n);
-          if (r <= 0) break;
-          sent += uint64_t(r);
-        }
-        if (sent == total && !shut) { s.shutdown(c, SHUT_WR); shut = true; }
-        sink.step();
-        return sink.eof || sink.bad;
-      });
-      Micros dt = now_us() - t0;
+      Micros dt = stream_to_sink(w, *w.nodes[size_t(i)]->st, addrs[j], 9000, total, sink, 30000000);
       std::printf("  TCP %s -> %s: %llu bytes, %s\n", addrs[i], addrs[j], (unsigned long long)sink.got, mbps(sink.got, dt).c_str());
       CHECK(!sink.bad);
       CHECK_EQ(sink.got, total);
-      s.close(c);
       if (sink.conn > 0) { w.nodes[size_t(j)]->st->close(sink.conn); sink.conn = -1; }
     }
     sink.stop();
@@ -287,9 +216,7 @@ TEST("vxvde: three engine stacks on one group: all pairs ping/UDP/TCP, learning,
   // the two left still talk (unicast to each other)
   CHECK(w.ping(*w.nodes[0], addrs[1]) > 0);
 
-  w.nodes[0]->st->flush_captures();
-  CHECK_EQ(w.nodes[0]->st->set_capture(w.nodes[0]->ifindex, nullptr), 0);
-  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, 1000, {45200, 9000});
+  capture_clean(*w.nodes[0], cap, 1000, {45200, 9000});
   for (auto& n : w.nodes) if (n->link) w.unplug(*n);
 }
 
@@ -338,36 +265,19 @@ TEST("vxvde: aging: a learned MAC is forgotten after expiretime, the table is bo
 TEST("vxvde: interop with Debian vde_plug: a kernel TAP on the group in another namespace answers ping and TCP") {
   if (!need_root_and({"ip", "vde_plug", "python3"})) return;
   std::string id = std::to_string(getpid());
-  Netns na("msvx-vxA-" + id), nb("msvx-vxB-" + id);
-  CHECK(na.ok && nb.ok);
-  if (!na.ok || !nb.ok) return;
   // two "hosts" on one LAN: a veth pair, multicast routed onto it
-  DevGuard ga("msvxva"), gb("msvxvb");
-  bool lan = sh("ip link add msvxva type veth peer name msvxvb") == 0 && sh("ip link set msvxva netns " + na.name) == 0 &&
-             sh("ip link set msvxvb netns " + nb.name) == 0 && na.run("ip addr add 10.211.0.1/24 dev msvxva") == 0 &&
-             nb.run("ip addr add 10.211.0.2/24 dev msvxvb") == 0 && na.run("ip link set msvxva up") == 0 &&
-             nb.run("ip link set msvxvb up") == 0 && na.run("ip route add 224.0.0.0/4 dev msvxva") == 0 &&
-             nb.run("ip route add 224.0.0.0/4 dev msvxvb") == 0;
-  CHECK(lan);
-  if (!lan) return;
+  VethLan lan("msvx-vxA-" + id, "msvx-vxB-" + id, "msvxva", "msvxvb", "10.211.0");
+  CHECK(lan.ok);
+  if (!lan.ok) return;
+  Netns& na = lan.a;
+  Netns& nb = lan.b;
   TempDir tmp;
   const char* group = "239.77.0.3";
-  Proc plug({"ip", "netns", "exec", nb.name, "vde_plug", std::string("vxvde://") + group + "/vni=77", "tap://msvxtap1"},
-            tmp.path + "/plug.log");
-  bool tap = wait_for([&] { return nb.run("ip link show msvxtap1") == 0; }, 5000);
-  if (!tap) std::printf("  vde_plug: %s\n", plug.output().c_str());
-  CHECK(tap);
-  if (!tap) return;
-  CHECK_EQ(nb.run("ip addr add 10.0.4.100/24 dev msvxtap1"), 0);
-  CHECK_EQ(nb.run("ip link set msvxtap1 up"), 0);
+  PlugTap plug(nb, std::string("vxvde://") + group + "/vni=77", "msvxtap1", "10.0.4.100/24", tmp.path);
+  if (!plug.ok) return;
   std::string kmac = nb.out("cat /sys/class/net/msvxtap1/address");
   kmac.erase(kmac.find_last_not_of("\n ") + 1);
-  std::string py = sh_out("command -v python3");
-  py.erase(py.find_last_not_of("\n ") + 1);
-  std::string script = tmp.path + "/echo.py";
-  { std::ofstream f(script); f << kEchoPy; }
-  Proc echo({"ip", "netns", "exec", nb.name, py, script, "10.0.4.100", "7777"}, tmp.path + "/echo.log");
-  CHECK(wait_for([&] { return echo.output().find("ready") != std::string::npos; }, 10000));
+  EchoServer echo(nb.name, tmp.path, "10.0.4.100", "7777");
 
   Live w;
   MacAddr ma = mac(5, 1);
@@ -379,29 +289,18 @@ TEST("vxvde: interop with Debian vde_plug: a kernel TAP on the group in another 
   if (!l) return;
   Node& a = w.add(std::move(l), ma, "10.0.4.1/24");
   std::string cap = tmp.path + "/vxvde-kernel.pcap";
-  CHECK_EQ(a.st->set_capture(a.ifindex, cap.c_str()), 0);
-  long rtt = w.ping(a, "10.0.4.100");
-  std::printf("  ping the kernel across vxvde: %ld us\n", rtt);
-  CHECK(rtt > 0);
-  StreamResult r = tcp_stream(w, a, "10.0.4.100", 7777, 4u << 20, 4u << 20);
-  std::printf("  TCP engine->kernel echo across vxvde: %llu bytes each way in %.3f s = %s each way\n",
-              (unsigned long long)r.back, double(r.elapsed) / 1e6, mbps(r.back, r.elapsed).c_str());
+  capture_to(a, cap);
+  ping_ok(w, a, "10.0.4.100", "the kernel across vxvde");
+  StreamResult r = echo_ok(w, a, "10.0.4.100", 7777, "engine->kernel echo across vxvde");
   print_stats("engine's vxvde link", *a.link);
-  CHECK(r.ok);
   if (!r.ok) { a.st->flush_captures(); sh("cp " + cap + " /tmp/msvx-failed-stall.pcap"); }
   // we learned the TAP's MAC at vde_plug's unicast address, and spoke unicast to it
-  MacAddr km;
-  unsigned b[6] = {};
-  CHECK_EQ(std::sscanf(kmac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]), 6);
-  for (int i = 0; i < 6; i++) km.b[i] = uint8_t(b[i]);
-  std::string peer = vx(a)->peer_of(km);
+  std::string peer = vx(a)->peer_of(parse_mac(kmac));
   std::printf("  learned %s at %s; tx unicast %llu, multicast %llu\n", kmac.c_str(), peer.c_str(),
               (unsigned long long)vx(a)->vx_stats().tx_unicast, (unsigned long long)vx(a)->vx_stats().tx_multicast);
   CHECK(peer.compare(0, 11, "10.211.0.2:") == 0);
   CHECK(vx(a)->vx_stats().tx_unicast > 1000);
-  a.st->flush_captures();
-  CHECK_EQ(a.st->set_capture(a.ifindex, nullptr), 0);
-  if (need(have_program("tshark"), "tshark is not installed")) tshark_clean(cap, 3000, {7777});
+  capture_clean(a, cap, 3000, {7777});
   w.unplug(a);
 }
 
