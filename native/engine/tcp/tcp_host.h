@@ -91,11 +91,12 @@ struct TcpStats {
   uint64_t fast_retrans = 0, timeouts = 0, sack_recoveries = 0, dup_acks_in = 0, ofo_queued = 0, ofo_drops = 0;
   uint64_t challenge_acks = 0, paws_drops = 0, zero_window_probes = 0, keepalive_probes = 0;
   // RACK-TLP (RFC 8985) and DSACK (RFC 2883)
-  uint64_t tlp_probes = 0;          // loss probes sent
+  uint64_t tlp_probes = 0;          // loss probes sent (without SACK: probes of SND.UNA)
   uint64_t tlp_loss_repairs = 0;    // probes that repaired a tail loss (congestion response taken)
   uint64_t rack_timeouts = 0;       // reordering-timer expiries that marked segments lost
   uint64_t dsacks_in = 0, dsacks_out = 0;
   uint64_t spurious_undos = 0;      // congestion responses undone (all their retransmissions were spurious)
+  uint64_t lost_rexmits = 0;        // without SACK: lost retransmissions resent on duplicate ACKs, not on an RTO
 };
 
 }  // namespace ms

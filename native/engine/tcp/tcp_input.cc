@@ -1,7 +1,9 @@
 // Segment arrival (RFC 9293 3.10.7) with RFC 5961 (blind RST/SYN/data mitigations), RFC 7323
 // (PAWS, timestamps), RFC 2018/6675 (SACK scoreboard), RFC 2883 (D-SACK, both directions),
 // RFC 6298 (RTT), RFC 6582 (NewReno partial ACKs), reassembly into the receive ring, delayed
-// ACKs. Loss detection for SACK connections is RACK (tcp_recovery.cc).
+// ACKs. Loss detection for SACK connections is RACK (tcp_recovery.cc); without SACK it is
+// duplicate ACKs: RFC 5681/6582 fast retransmit, RFC 5827 early retransmit, and late_dupack()
+// for lost retransmissions.
 #include <algorithm>
 
 #include "tcp_internal.h"
@@ -222,7 +224,8 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
       }
       if (seg.plen && seq_le(seg.seq + uint32_t(seg.plen), s->rcv_nxt) && s->rcv_nxt - seg.seq <= (1u << 30))
         rcv_dsack(s, seg.seq, seg.seq + uint32_t(seg.plen));  // an old duplicate (RFC 2883)
-      s->ack_now = true;
+      if (seg.plen && !s->sack_ok && s->state >= TcpState::Established) send_ack(s);  // a pure duplicate ACK (see conn_input's end)
+      else s->ack_now = true;
       output(s);
     }
     return;
@@ -300,6 +303,13 @@ void TcpCore::conn_input(TcpSocket* s, const TcpSegment& seg) {
     }
   }
   if (s->dead || s->state == TcpState::Closed) return;
+  if (s->dupack_now) {
+    // RFC 5681 4.2: an out-of-order segment draws an immediate duplicate ACK. Without SACK it
+    // must be a pure ACK: one riding on data does not count as a duplicate at the sender
+    // (RFC 5681 2), and a peer sending too would turn every duplicate ACK into data.
+    s->dupack_now = false;
+    send_ack(s);
+  }
   output(s);
 }
 
@@ -442,6 +452,18 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
     if (s->sack_ok) tx_acked(s, ack, &ai);
     s->snd_una = ack;
     if (seq_lt(s->snd_nxt, ack)) s->snd_nxt = ack;
+    if (!s->sack_ok) {
+      if (s->probe_on && seq_gt(ack, s->probe_una)) una_probe_acked(s, seg);
+      // the new SND.UNA segment: retransmitted already (below the highest retransmission;
+      // then before now, which is all late_dupack() needs), or not
+      s->late_dupacks = 0;
+      if (seq_lt(ack, s->rexmit_high)) {
+        s->una_rexmit_at = now;
+      } else {
+        s->rexmit_high = ack;
+        s->una_rexmit_at = kNever;
+      }
+    }
     // the scoreboard keeps only what is above SND.UNA
     auto& v = s->sacked;
     size_t k = 0;
@@ -501,10 +523,13 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
     }
   } else if (ack == s->snd_una) {
     if (seg.plen == 0 && !seg.has(kSyn) && !seg.has(kFin) && s->snd_una != s->snd_max &&
-        (new_wnd == s->snd_wnd || sack_news)) {
+        (uint32_t(seg.wnd) == (s->snd_wnd >> s->snd_wscale) || sack_news)) {
+      // (the same window field: the window from the SYN-ACK is unscaled, and the first scaled
+      // one rounds it down)
       s->dupacks++;
       st.dup_acks_in++;
       if (s->in_recovery && !s->sack_recovery) s->cwnd += s->mss;  // NewReno window inflation
+      if (!s->sack_ok) late_dupack(s);
     }
   }
   // window update (RFC 9293 3.10.7.4, SND.WL1/WL2), and also from any ACK that advances
@@ -521,10 +546,42 @@ void TcpCore::process_ack(TcpSocket* s, const TcpSegment& seg, bool* drop) {
   // DupThresh rule), else NewReno's three duplicate ACKs (RFC 6582)
   if (s->sack_ok) {
     rack_on_ack(s, seg, ai, advanced, sack_news);
-  } else if (!s->in_recovery && !s->loss_state && s->snd_una != s->snd_max && s->dupacks == 3 &&
-             seq_gt(s->snd_una, s->recover - 1)) {
+  } else if (!s->in_recovery && !s->loss_state && s->snd_una != s->snd_max && s->dupacks >= dupthresh(s) &&
+             seq_ge(s->snd_una, s->recover)) {
+    // RFC 6582 3.2 step 1: only when the cumulative ACK covers more than "recover" (the
+    // duplicate ACKs are not about data already being repaired)
     enter_recovery(s, false);
   }
+  if (!s->sack_ok) una_probe_schedule(s);
+}
+
+uint32_t TcpCore::dupthresh(const TcpSocket* s) const {
+  // RFC 5827 early retransmit: fewer than four segments outstanding and no new one allowed
+  // out (nothing unsent, or the peer's window is full) cannot produce three duplicate ACKs;
+  // one fewer than the segments outstanding will do
+  uint32_t oseg = ((s->snd_max - s->snd_una) + s->mss - 1) / s->mss;
+  if (oseg >= 4 || oseg < 2) return 3;  // (one segment alone cannot draw a duplicate ACK)
+  uint32_t end = s->data_end(), wnd_end = s->send_window_end();
+  bool more = seq_lt(s->snd_max, end) && seq_lt(s->snd_max, wnd_end);
+  if (more) return 3;
+  return oseg - 1;
+}
+
+// A lost retransmission without SACK. NewReno (RFC 6582) retransmits the segment at SND.UNA
+// once per partial ACK, and the go-back-N resend after an RTO once; if that retransmission is
+// lost, nothing but another timeout would send it again, while duplicate ACKs keep coming in
+// for the data sent behind it. Segments arrive in the order they were sent (what reorders is
+// the exception the threshold covers): duplicate ACKs still arriving a round trip (plus a
+// quarter, or the RTT variation) after the retransmission were triggered by data sent after it,
+// which got there while the retransmission did not. Three of them: send it again.
+void TcpCore::late_dupack(TcpSocket* s) {
+  if (s->una_rexmit_at == kNever || !s->rtt_seeded) return;
+  Micros wait = Micros(s->srtt_us) + std::max<Micros>(s->srtt_us / 4, s->rttvar_us);
+  if (now < s->una_rexmit_at + wait) return;
+  if (++s->late_dupacks < 3) return;
+  st.lost_rexmits++;
+  retransmit_first(s);  // restarts the count and the clock
+  s->t_rto = now + s->rto_us;
 }
 
 void TcpCore::rcv_dsack(TcpSocket* s, uint32_t a, uint32_t b) {
@@ -645,6 +702,7 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
         rcv_dsack(s, seq_max(seq, v[lo].start), seq_min(nb, v[lo].end));
       while (j < v.size() && seq_le(v[j].start, nb)) { na = seq_min(na, v[j].start); nb = seq_max(nb, v[j].end); j++; }
       s->ack_now = true;
+      if (!s->sack_ok) s->dupack_now = true;
       if (j == lo && v.size() >= cfg.ofo_max_blocks) {
         st.ofo_drops++;
       } else {

@@ -145,6 +145,13 @@ struct TcpSocket {
   uint32_t recover = 0;      // HighData at entry (RFC 6582/6675)
   bool loss_state = false;   // after an RTO: resending from snd_nxt < snd_max
   uint32_t loss_recover = 0;
+  // without SACK: a lost retransmission of the segment at SND.UNA (tcp_input.cc, late_dupack)
+  uint32_t rexmit_high = 0;  // end of the highest retransmission (kept within [SND.UNA, SND.MAX])
+  Micros una_rexmit_at = kNever;  // latest (re)transmission of SND.UNA's segment, if it was retransmitted
+  uint32_t late_dupacks = 0; // duplicate ACKs since a round trip after that
+  bool dupack_now = false;   // receiver: an out-of-order or duplicate segment arrived (no SACK): a pure ACK now
+  bool probe_on = false;     // a probe of SND.UNA is out (no SACK; tcp_recovery.cc, una_probe_fire)
+  uint32_t probe_una = 0, probe_tsval = 0;
   std::vector<SeqRange> sacked;  // scoreboard: sorted, disjoint, within (snd_una, snd_max]
   uint32_t sacked_bytes = 0;
   uint32_t last_sent_len = 0;
@@ -360,6 +367,8 @@ class TcpCore {
   void rtt_sample(TcpSocket* s, uint32_t rtt_us);
   uint32_t sacked_in(const TcpSocket* s, uint32_t a, uint32_t b) const;
   void enter_recovery(TcpSocket* s, bool sack);
+  uint32_t dupthresh(const TcpSocket* s) const;
+  void late_dupack(TcpSocket* s);
   void rcv_dsack(TcpSocket* s, uint32_t a, uint32_t b);
 
   // ---- tcp_recovery.cc: retransmission queue, RACK-TLP (RFC 8985), D-SACK use, undo
@@ -383,6 +392,9 @@ class TcpCore {
   void dsack_received(TcpSocket* s, uint32_t a, uint32_t b, AckInfo* ai);
   void tlp_schedule(TcpSocket* s);
   void tlp_fire(TcpSocket* s);
+  void una_probe_schedule(TcpSocket* s);
+  void una_probe_fire(TcpSocket* s);
+  void una_probe_acked(TcpSocket* s, const tcpw::TcpSegment& seg);
   void undo_begin(TcpSocket* s, bool rto);
   void undo_post(TcpSocket* s);
   void undo_note_rexmit(TcpSocket* s, uint32_t a, uint32_t b, bool again);

@@ -622,6 +622,7 @@ TcpSocket* TcpCore::child_from(TcpSocket* l, const ReqSock& r, const TcpSegment&
   if (err) { c->pmtu = 1500; }
   c->iss = r.iss; c->irs = r.irs;
   c->snd_una = c->snd_nxt = c->snd_max = c->snd_buf_seq = r.iss + 1;
+  c->recover = c->loss_recover = c->rexmit_high = r.iss;  // RFC 6582 3.2: "recover" starts at the ISN
   c->rcv_nxt = r.irs + 1;
   c->ws_ok = r.ws_ok; c->snd_wscale = r.ws_ok ? r.snd_wscale : 0; c->rcv_wscale = r.ws_ok ? r.rcv_wscale : 0;
   c->sack_ok = r.sack_ok; c->ts_ok = r.ts_ok; c->ts_recent = r.ts_recent; c->ts_recent_time = now;
@@ -773,6 +774,7 @@ int TcpLayer::connect(TcpSocket* s, const Endpoint& remote) {
   s->snd_una = s->iss;
   s->snd_nxt = s->snd_max = s->iss;
   s->snd_buf_seq = s->iss + 1;
+  s->recover = s->loss_recover = s->rexmit_high = s->iss;  // RFC 6582 3.2: "recover" starts at the ISN
   s->mss = c.compute_mss(s);
   s->state = TcpState::SynSent;
   s->last_recv_time = c.now;

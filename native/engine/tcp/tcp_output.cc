@@ -18,7 +18,15 @@ uint16_t TcpCore::rcv_window(TcpSocket* s, bool update) {
   if (s->rd_shut && s->orphan) freesp = 0;
   uint32_t cand = s->rcv_nxt + freesp;
   uint32_t edge = seq_lt(s->rcv_adv, s->rcv_nxt) ? s->rcv_nxt : s->rcv_adv;
-  if (seq_gt(cand, edge)) {
+  // Without SACK the peer knows of a hole only by duplicate ACKs, and an ACK whose window
+  // changed is no duplicate (RFC 5681 2, (e)): while data waits beyond a hole, the edge stays
+  // where it is (the application reading what came before the hole would otherwise move it
+  // in the very next duplicate ACK), as long as the peer may still send four segments beyond
+  // what is held: new data is what draws duplicate ACKs, and a window filled by held data
+  // would leave only the retransmission timer.
+  bool hold = !s->sack_ok && !s->ofo.empty() && seq_lt(s->ofo.back().end, edge) &&
+              edge - s->ofo.back().end >= 4 * s->mss;
+  if (!hold && seq_gt(cand, edge)) {
     uint32_t inc = cand - edge;
     uint32_t thresh = std::min(cap / 2, s->mss);
     if (inc >= thresh) edge = cand;
@@ -157,7 +165,13 @@ bool TcpCore::send_segment(TcpSocket* s, uint32_t seq, uint32_t len, uint8_t fla
   uint32_t seglen = len + (syn ? 1 : 0) + ((flags & kFin) ? 1 : 0);
   if (seglen) {
     if (s->sack_ok && !syn) tx_sent(s, seq, seglen, rexmit);
-    if (rexmit) { st.retrans_segs++; s->total_retrans++; }
+    if (rexmit) {
+      st.retrans_segs++; s->total_retrans++;
+      if (!s->sack_ok && !syn) {
+        if (seq_gt(seq + seglen, s->rexmit_high)) s->rexmit_high = seq + seglen;
+        if (seq == s->snd_una) { s->una_rexmit_at = now; s->late_dupacks = 0; }
+      }
+    }
     else if (!s->rtt_timing && seq == s->snd_max) { s->rtt_timing = true; s->rtt_seq = seq + seglen; s->rtt_start = now; }
     if (s->t_rto == kNever) s->t_rto = now + s->rto_us;
   }
@@ -294,8 +308,28 @@ void TcpCore::output(TcpSocket* s) {
     }
     uint32_t in_flight;
     if (s->in_recovery) in_flight = s->snd_max - s->snd_una;  // NewReno: cwnd is inflated instead
-    else if (resend) in_flight = (s->snd_nxt - s->snd_una) - sacked_in(s, s->snd_una, s->snd_nxt);
-    else in_flight = pipe(s);
+    else if (resend) {
+      in_flight = (s->snd_nxt - s->snd_una) - sacked_in(s, s->snd_una, s->snd_nxt);
+      // without SACK, each duplicate ACK is a segment that left the network (as NewReno's
+      // inflation): the resend goes on, and what it sends draws the duplicate ACKs that find a
+      // lost resend (late_dupack)
+      if (!s->sack_ok) {
+        uint64_t gone = uint64_t(s->dupacks) * s->mss;
+        in_flight = gone < in_flight ? in_flight - uint32_t(gone) : 0;
+      }
+    }
+    else {
+      in_flight = pipe(s);
+      // RFC 3042 limited transmit (without SACK; with it, pipe already leaves SACKed data out):
+      // each of the first two duplicate ACKs lets one new segment out beyond cwnd, so that a
+      // small window still draws the three duplicate ACKs fast retransmit needs. After an RTO
+      // (fast retransmit is not used below "recover"), every duplicate ACK counts as a segment
+      // gone, as during the go-back-N resend.
+      if (!s->sack_ok && s->dupacks) {
+        uint64_t lt = uint64_t(s->loss_state ? s->dupacks : std::min<uint32_t>(s->dupacks, 2)) * s->mss;
+        in_flight = in_flight > lt ? in_flight - uint32_t(lt) : 0;
+      }
+    }
     uint32_t cw_room = s->cwnd > in_flight ? s->cwnd - in_flight : 0;
     uint32_t seq = s->snd_nxt;
     bool fin_only = seq_ge(seq, end);
@@ -349,6 +383,7 @@ void TcpCore::output(TcpSocket* s) {
   }
   if (!sent && (s->ack_now)) send_ack(s);
   if (sent_new && s->sack_ok && !s->tlp_active) tlp_schedule(s);  // RFC 8985 7.2: after new data
+  else if (sent_new && !s->sack_ok) una_probe_schedule(s);
   if (s->snd_una == s->snd_max && seq_lt(s->snd_nxt, s->data_end())) persist_check(s);
   else if (s->snd_una != s->snd_max) s->t_persist = kNever;
 }
@@ -379,6 +414,8 @@ void TcpCore::on_rto(TcpSocket* s) {
   }
   st.timeouts++;
   bool fresh = s->backoff == 0 && !s->loss_state;
+  s->probe_on = false;
+  s->t_tlp = kNever;
   if (s->sack_ok) {
     s->t_tlp = s->t_rack = kNever;
     s->tlp_active = false;
@@ -398,6 +435,10 @@ void TcpCore::on_rto(TcpSocket* s) {
   s->snd_nxt = s->snd_una;
   s->loss_state = true;
   s->loss_recover = s->snd_max;
+  // RFC 6582 4.1: duplicate ACKs below what was sent before the timeout may come from the
+  // go-back-N resend itself; they do not start a fast retransmit (lost resends are found by
+  // late_dupack())
+  s->recover = s->snd_max;
   s->rtt_timing = false;
   s->backoff++;
   s->rto_us = uint32_t(std::min<uint64_t>(uint64_t(s->rto_us) * 2, uint64_t(cfg.rto_max_ms) * 1000));

@@ -365,6 +365,7 @@ void TcpCore::tlp_schedule(TcpSocket* s) {
 }
 
 void TcpCore::tlp_fire(TcpSocket* s) {
+  if (!s->sack_ok) { una_probe_fire(s); return; }
   if (!s->sack_ok || !cfg.tlp || s->tlp_active || s->in_recovery || s->loss_state || s->sacked_bytes ||
       s->snd_una == s->snd_max || s->txq.empty())
     return;
@@ -407,6 +408,67 @@ void TcpCore::tlp_fire(TcpSocket* s) {
   s->tlp_active = true;
   s->tlp_end = s->snd_max;
   s->t_rto = now + s->rto_us;
+}
+
+// ------------------------------------------- probe of SND.UNA (connections without SACK)
+//
+// Without SACK a loss is seen only through duplicate ACKs, and they stop when no new data
+// goes out: the send buffer is full of unacknowledged data during a long recovery, the
+// window deflated at its end below what is still in flight, the application has nothing more
+// to say. A hole then waits for the RTO (200 ms at least, then backed off, with cwnd reset
+// to one segment). The probe stands in for it sooner, as RFC 8985's TLP does for SACK
+// connections, but sends the segment at SND.UNA: without SACK blocks, repairing the first
+// hole is the only thing an ACK can report. It goes out after two smoothed RTTs without any
+// ACK while data is outstanding, once per SND.UNA; cwnd is untouched until an ACK shows
+// whether it repaired a loss (una_probe_acked).
+
+void TcpCore::una_probe_schedule(TcpSocket* s) {
+  s->t_tlp = kNever;
+  if (s->sack_ok || !cfg.tlp || s->loss_state || s->snd_una == s->snd_max || !s->rtt_seeded ||
+      (s->probe_on && s->probe_una == s->snd_una))
+    return;
+  switch (s->state) {
+    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
+    case TcpState::Closing: case TcpState::LastAck: break;
+    default: return;
+  }
+  Micros pto = 2 * Micros(s->srtt_us);
+  if (s->snd_max - s->snd_una <= s->mss + 1) pto += Micros(cfg.tlp_max_ack_delay_ms) * 1000;
+  pto = std::max(pto, kTlpMinPto);
+  Micros at = now + pto;
+  if (s->t_rto != kNever && at >= s->t_rto) return;  // the RTO comes first anyway
+  s->t_tlp = at;
+}
+
+void TcpCore::una_probe_fire(TcpSocket* s) {
+  if (s->sack_ok || !cfg.tlp || s->loss_state || s->snd_una == s->snd_max || (s->probe_on && s->probe_una == s->snd_una))
+    return;
+  switch (s->state) {
+    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
+    case TcpState::Closing: case TcpState::LastAck: break;
+    default: return;
+  }
+  st.tlp_probes++;
+  s->probe_on = true;
+  s->probe_una = s->snd_una;
+  s->probe_tsval = ts_now(s->ts_offset);
+  retransmit_first(s);
+  s->t_rto = now + s->rto_us;
+}
+
+void TcpCore::una_probe_acked(TcpSocket* s, const TcpSegment& seg) {
+  // called when an ACK moves SND.UNA past the probed segment
+  s->probe_on = false;
+  // Eifel (RFC 3522): an ACK echoing a timestamp older than the probe's was sent for the
+  // original transmission, which was only late
+  if (s->ts_ok && seg.opt.has_ts && seg.opt.tsecr && int32_t(seg.opt.tsecr - s->probe_tsval) < 0) return;
+  // a repaired loss: the congestion response the RTO would have made, without its collapse
+  // to one segment (a recovery in progress has already responded)
+  if (s->in_recovery || s->loss_state) return;
+  st.tlp_loss_repairs++;
+  s->ssthresh = cc->on_loss(*s, now);
+  s->cwnd = std::max(std::min(s->cwnd, s->ssthresh), 2 * s->mss);
+  s->ca_acc = 0;
 }
 
 // ---------------------------------------------------------------- undo
