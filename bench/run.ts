@@ -21,6 +21,7 @@ import * as vm from 'vm';
 
 import * as ms from '../lib/msocket';
 import { native } from '../lib/native';
+import type { RawSocket } from '../lib/raw';
 
 const MiB = 1 << 20;
 const gc = (() => { v8.setFlagsFromString('--expose-gc'); return vm.runInNewContext('gc') as () => void; })();
@@ -685,6 +686,8 @@ const udpCase: Case = {
 interface StacksChild { n: number; createUs: number; closeUs: number; kibPerStack: number; rssMiB: number; rssAfterCloseMiB: number }
 /** what one child run of `idleconn` reports */
 interface IdleChild { n: number; bytesPerSocket: number; heapPerSocket: number; sendQueued: number; recvQueued: number }
+/** what one child run of `idlekernel` reports (slabs: bytes per socket of each cache counted) */
+interface IdleKernelChild { n: number; bytesPerSocket: number; heapPerSocket: number; slabPerSocket: number | null; slabs: Record<string, number>; slabWhy?: string }
 
 /** run this script as a child (a fresh process: its RSS is its own) and parse its JSON line */
 function child<T>(args: string[], timeoutMs: number): T {
@@ -777,26 +780,76 @@ const stacksCase: Case = {
   },
 };
 
+/** the soft limit on open files of this process (the kernel rows need two descriptors per connection) */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m) return m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  } catch { /* not Linux: assume enough */ }
+  return Infinity;
+}
+
 const idleconnCase: Case = {
   name: 'idleconn',
-  title: 'memory per idle established TCP connection on a user stack (10,000 connections)',
+  title: 'memory per idle established TCP connection on a user stack (10,000 connections): raw sockets, then net.Socket',
   async run(b) {
     const n = b.quick ? 2000 : 10_000;
     const runs = b.fewRuns;
-    const rs: IdleChild[] = [];
+    const label = `${n.toLocaleString('en-US')} connections`;
+    // Node's net over kernel loopback: both ends in one process, two descriptors per connection
+    const kn = Math.min(n, Math.floor((openFileLimit() - 256) / 2));
+    const kLabel = kn === n ? '' : ` (${kn.toLocaleString('en-US')} connections: the open-file limit allows no more)`;
+    const raw: IdleChild[] = [];
+    const used: IdleChild[] = [];
+    const net: IdleChild[] = [];
+    const kern: IdleKernelChild[] = [];
+    let kernWhy = '';
+    const rawName = `memory per idle TCP socket, raw msocket handles (${label})`;
+    const usedName = `memory per idle TCP socket, raw msocket handles after a 64-byte request and echo (${label})`;
+    const netName = `memory per idle TCP socket, net.Socket on each end (${label})`;
+    const target = maxTarget(2048, '<= 2 KiB beyond buffers');
     try {
-      for (let i = 0; i < runs; i++) rs.push(child<IdleChild>(['idleconn', String(n)], 300_000));
+      for (let i = 0; i < runs; i++) {
+        raw.push(child<IdleChild>(['idleraw', String(n)], 300_000));
+        used.push(child<IdleChild>(['idleused', String(n)], 300_000));
+        net.push(child<IdleChild>(['idleconn', String(n)], 300_000));
+        try {
+          if (!kernWhy) kern.push(child<IdleKernelChild>(['idlekernel', String(kn)], 300_000));
+        } catch (e) {
+          kernWhy = errText(e);
+        }
+      }
     } catch (e) {
-      b.fail(`memory per idle TCP socket (${n.toLocaleString('en-US')} connections)`, e, maxTarget(2048, '<= 2 KiB beyond buffers'));
+      b.fail(rawName, e, target);
+      b.fail(usedName, e);
+      b.fail(netName, e);
       return;
     }
-    const f = fig(rs.map((r) => r.bytesPerSocket));
-    const queued = Math.max(...rs.map((r) => r.sendQueued + r.recvQueued));
-    const heap = fig(rs.map((r) => r.heapPerSocket));
+    const queued = (rs: IdleChild[]) => Math.max(...rs.map((r) => r.sendQueued + r.recvQueued));
+    const heap = (rs: { heapPerSocket: number }[]) => cell(fig(rs.map((r) => r.heapPerSocket)));
+    const slabRuns = kern.filter((r) => r.slabPerSocket !== null);
+    const slabWhy = kernWhy || kern.find((r) => r.slabWhy)?.slabWhy || '';
+    let slabParts = '';
+    if (slabRuns.length) {
+      const caches = Object.keys(slabRuns[0].slabs);
+      slabParts = caches.map((c) => `${c} ${Math.round(fig(slabRuns.map((r) => r.slabs[c] ?? 0)).median)}`).join(', ');
+    }
     b.record({
-      name: `memory per idle TCP socket (${n.toLocaleString('en-US')} connections)`,
-      unit: 'B', better: 'lower', m: f, k: null, target: maxTarget(2048, '<= 2 KiB beyond buffers'),
-      note: `RSS growth / ${(2 * n).toLocaleString('en-US')} sockets in a fresh process (both ends of each connection on user stacks), JS objects included (of which JS heap: ${cell(heap)} B); bytes queued in buffers: ${queued}`,
+      name: rawName, unit: 'B', better: 'lower', m: fig(raw.map((r) => r.bytesPerSocket)),
+      k: slabRuns.length ? fig(slabRuns.map((r) => r.slabPerSocket as number)) : null,
+      kernelWhat: slabRuns.length ? `the kernel's slab memory per socket over as many idle loopback connections made by Node's net${kLabel} (active objects x size, /proc/slabinfo, B: ${slabParts})` : undefined,
+      target,
+      note: `the stack's own cost: RSS growth / ${(2 * n).toLocaleString('en-US')} sockets in a fresh process, both ends on user stacks, engine and binding state and the JS handle of each socket included (of which JS heap: ${heap(raw)} B); bytes queued in buffers: ${queued(raw)}${slabRuns.length ? '' : `; kernel: ${slabWhy}`}`,
+    });
+    b.record({
+      name: usedName, unit: 'B', better: 'lower', m: fig(used.map((r) => r.bytesPerSocket)), k: null,
+      note: `as above, but each connection carried 64 bytes each way (buffers allocated, then drained and given back once the connection is quiet); RSS keeps some of what glibc's malloc freed; JS heap: ${heap(used)} B; bytes queued in buffers: ${queued(used)}`,
+    });
+    b.record({
+      name: netName, unit: 'B', better: 'lower', m: fig(net.map((r) => r.bytesPerSocket)),
+      k: kern.length ? fig(kern.map((r) => r.bytesPerSocket)) : null,
+      kernelWhat: kern.length ? `RSS growth per socket of Node's own net over kernel loopback${kLabel} in a fresh process (JS heap ${heap(kern)} B); the kernel's memory is not in RSS` : undefined,
+      note: `RSS growth / ${(2 * n).toLocaleString('en-US')} sockets in a fresh process, both ends on user stacks, JS objects included (of which JS heap: ${heap(net)} B); bytes queued in buffers: ${queued(net)}${kern.length ? '' : `; kernel: ${kernWhy}`}`,
     });
   },
 };
@@ -986,6 +1039,174 @@ const CASES: Case[] = [bulkCase, reqresCase, connrateCase, udpCase, stacksCase, 
 // ---------------------------------------------------------------------------------------
 // child processes: memory figures in a process of their own
 
+/**
+ * n idle connections between two user stacks in this (fresh) process; RSS and JS heap growth
+ * per socket. raw: msocket() sockets on both ends (the stack's own cost, with the JS handle
+ * each socket has), watched for reading with one shared listener, as an event loop would
+ * hold them; otherwise a net.Socket on each end (lib/net.ts over such a handle). used (raw
+ * only): each connection carries a 64-byte request and its echo before it goes idle, so that
+ * buffers have been allocated and drained (an idle connection of a real program).
+ */
+async function idleUser(n: number, raw: boolean, settle: () => Promise<void>, used = false): Promise<IdleChild> {
+  const p = userPair(65535);
+  try {
+    let opened: { close(): void }[] = [];
+    let accepted: { close(): void }[] = [];
+    let connectOne: () => Promise<void>;
+    let stop: () => Promise<void>;
+    let waitUsed = async (_count: number) => { /* only raw sockets exchange data */ };
+    if (raw) {
+      const l = ms.msocket(p.a, 'AF_INET', 'SOCK_STREAM');
+      l.bind('10.9.0.1', 0);
+      l.listen(4096);
+      const port = l.localAddress().port;
+      const request = Buffer.alloc(64, 'q');
+      let echoed = 0;
+      // one listener function for every socket (no closure per socket)
+      const onData = function (this: RawSocket) { const d = this.recv(); if (d) echoed += d.length; };
+      const onRequest = function (this: RawSocket) { const d = this.recv(); if (d && d.length) this.send(d); };
+      l.on('readable', () => {
+        for (let s = l.accept(); s; s = l.accept()) { s.on('readable', used ? onRequest : onData); s.watch(true, false); accepted.push(s); }
+      });
+      l.watch(true, false);
+      connectOne = async () => {
+        const c = ms.msocket(p.b, 'AF_INET', 'SOCK_STREAM');
+        opened.push(c);
+        await c.connect('10.9.0.1', port);
+        c.on('readable', onData);
+        c.watch(true, false);
+        if (used) c.send(request);
+      };
+      waitUsed = async (count: number) => {
+        if (!used) return;
+        const end = Date.now() + 60_000;
+        while (echoed < count * request.length) {
+          if (Date.now() > end) throw new Error(`idle connections: ${echoed} of ${count * request.length} echoed bytes after 60 s`);
+          await sleep(5);
+        }
+        echoed = 0;
+      };
+      stop = async () => { l.close(); };
+    } else {
+      const { server, port } = await listen(p.a.net, '10.9.0.1', (s) => { accepted.push({ close: () => s.destroy() }); });
+      connectOne = () => new Promise<void>((resolve, reject) => {
+        const c = p.b.net.connect(port, '10.9.0.1', () => resolve());
+        c.on('error', reject);
+        opened.push({ close: () => c.destroy() });
+      });
+      stop = () => closeServer(server);
+    }
+    // warm up: a few connections made and closed, so that the baseline holds the code
+    await Promise.all(Array.from({ length: 50 }, connectOne));
+    while (accepted.length < 50) await sleep(5);
+    await waitUsed(50);
+    for (const c of [...opened, ...accepted]) c.close();
+    opened = [];
+    accepted = [];
+    await settle();
+    const before = process.memoryUsage();
+    for (let i = 0; i < n; i += 200) {
+      await deadline(Promise.all(Array.from({ length: Math.min(200, n - i) }, connectOne)), 60_000, 'opening idle connections');
+    }
+    while (accepted.length < n) await sleep(5);
+    await waitUsed(n);
+    if (used) await sleep(500);  // delayed ACKs out, timers quiet: what an idle connection keeps
+    await settle();
+    const after = process.memoryUsage();
+    let sendQueued = 0;
+    let recvQueued = 0;
+    for (const st of [p.a, p.b]) {
+      for (const row of st.sockets()) {
+        sendQueued += row.sendQueue;
+        recvQueued += row.recvQueue;
+      }
+    }
+    for (const c of [...opened, ...accepted]) c.close();
+    await stop();
+    return { n, bytesPerSocket: (after.rss - before.rss) / (2 * n), heapPerSocket: (after.heapUsed - before.heapUsed) / (2 * n), sendQueued, recvQueued };
+  } finally {
+    p.close();
+  }
+}
+
+/** object bytes (active objects x object size) and active objects of every slab cache, or why not */
+function readSlabs(): Map<string, { objs: number; bytes: number }> | string {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/slabinfo', 'utf8');
+  } catch (e) {
+    return `/proc/slabinfo: ${(e as NodeJS.ErrnoException).code ?? errText(e)} (needs root)`;
+  }
+  const out = new Map<string, { objs: number; bytes: number }>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || line.startsWith('#') || line.startsWith('slabinfo')) continue;
+    const objs = Number(f[1]);
+    const size = Number(f[3]);
+    if (Number.isFinite(objs) && Number.isFinite(size)) out.set(f[0], { objs, bytes: objs * size });
+  }
+  return out;
+}
+
+/**
+ * The slab caches that hold one object per open TCP socket: the socket (tcp_sock), its inode,
+ * dentry and file, its epoll item and wait-queue head, the LSM blobs of inode and file, the
+ * bind buckets of the connecting side's ports. Merged caches show under their root's name.
+ */
+const SOCKET_SLABS = ['TCP', 'TCPv6', 'sock_inode_cache', 'dentry', 'filp', 'eventpoll_epi', 'eventpoll_pwq', 'ep_head',
+  'lsm_inode_cache', 'lsm_file_cache', 'tcp_bind_bucket', 'tcp_bind2_bucket'];
+
+/**
+ * The kernel's side: n idle connections over loopback made by Node's own net, both ends in this
+ * (fresh) process. RSS and JS heap growth per socket (what Node and libuv cost: the kernel's
+ * memory is not in RSS), and the kernel's slab memory per socket: the growth of SOCKET_SLABS'
+ * active objects x object size (kernel buffers hold nothing: the connections are idle).
+ */
+async function idleKernel(n: number, settle: () => Promise<void>): Promise<IdleKernelChild> {
+  const accepted: netNode.Socket[] = [];
+  const opened: netNode.Socket[] = [];
+  const { server, port } = await listen(netNode, '127.0.0.1', (s) => { accepted.push(s); });
+  try {
+    const connectOne = () => new Promise<void>((resolve, reject) => {
+      const c = netNode.connect(port, '127.0.0.1', () => resolve());
+      c.on('error', reject);
+      opened.push(c);
+    });
+    await Promise.all(Array.from({ length: 50 }, connectOne));
+    while (accepted.length < 50) await sleep(5);
+    for (const c of [...opened.splice(0), ...accepted.splice(0)]) c.destroy();
+    await settle();
+    const slab0 = readSlabs();
+    const before = process.memoryUsage();
+    for (let i = 0; i < n; i += 200) {
+      await deadline(Promise.all(Array.from({ length: Math.min(200, n - i) }, connectOne)), 60_000, 'opening idle connections');
+    }
+    while (accepted.length < n) await sleep(5);
+    await settle();
+    const after = process.memoryUsage();
+    const slab1 = readSlabs();
+    const out: IdleKernelChild = { n, bytesPerSocket: (after.rss - before.rss) / (2 * n), heapPerSocket: (after.heapUsed - before.heapUsed) / (2 * n), slabPerSocket: null, slabs: {} };
+    if (typeof slab0 === 'string' || typeof slab1 === 'string') out.slabWhy = typeof slab0 === 'string' ? slab0 : slab1 as string;
+    else {
+      let total = 0;
+      for (const name of SOCKET_SLABS) {
+        const a = slab0.get(name);
+        const b = slab1.get(name);
+        if (!a || !b || b.objs <= a.objs) continue;
+        // at most one object per socket: more is someone else's (other processes share the counts)
+        const bytes = Math.min(b.objs - a.objs, 2 * n) * (b.bytes / b.objs);
+        out.slabs[name] = bytes / (2 * n);
+        total += bytes;
+      }
+      out.slabPerSocket = total / (2 * n);
+    }
+    return out;
+  } finally {
+    for (const c of [...opened, ...accepted]) c.destroy();
+    await closeServer(server);
+  }
+}
+
 async function runChild(args: string[]): Promise<void> {
   const [what, nText] = args;
   const n = Number(nText);
@@ -1014,47 +1235,10 @@ async function runChild(args: string[]): Promise<void> {
       kibPerStack: (rss - before) / n / 1024, rssMiB: rss / MiB, rssAfterCloseMiB: process.memoryUsage().rss / MiB,
     };
     console.log(JSON.stringify(out));
-  } else if (what === 'idleconn') {
-    const p = userPair(65535);
-    try {
-      const accepted: netNode.Socket[] = [];
-      const { server, port } = await listen(p.a.net, '10.9.0.1', (s) => { accepted.push(s); });
-      // warm up: a few connections made and closed, so the baseline holds the code
-      const warm: netNode.Socket[] = [];
-      await Promise.all(Array.from({ length: 50 }, () => new Promise<void>((r) => { warm.push(p.b.net.connect(port, '10.9.0.1', () => r())); })));
-      for (const c of warm) c.destroy();
-      for (const s of accepted.splice(0)) s.destroy();
-      await settle();
-      const before = process.memoryUsage().rss;
-      const heapBefore = process.memoryUsage().heapUsed;
-      const socks: netNode.Socket[] = [];
-      for (let i = 0; i < n; i += 200) {
-        await deadline(Promise.all(Array.from({ length: Math.min(200, n - i) }, () => new Promise<void>((resolve, reject) => {
-          const c = p.b.net.connect(port, '10.9.0.1', () => resolve());
-          c.on('error', reject);
-          socks.push(c);
-        }))), 60_000, 'opening idle connections');
-      }
-      while (accepted.length < n) await sleep(5);
-      await settle();
-      const rss = process.memoryUsage().rss;
-      const heap = process.memoryUsage().heapUsed;
-      let sendQueued = 0;
-      let recvQueued = 0;
-      for (const st of [p.a, p.b]) {
-        for (const row of st.sockets()) {
-          sendQueued += row.sendQueue;
-          recvQueued += row.recvQueue;
-        }
-      }
-      const out: IdleChild = { n, bytesPerSocket: (rss - before) / (2 * n), heapPerSocket: (heap - heapBefore) / (2 * n), sendQueued, recvQueued };
-      for (const c of socks) c.destroy();
-      for (const s of accepted) s.destroy();
-      await closeServer(server);
-      console.log(JSON.stringify(out));
-    } finally {
-      p.close();
-    }
+  } else if (what === 'idleconn' || what === 'idleraw' || what === 'idleused') {
+    console.log(JSON.stringify(await idleUser(n, what !== 'idleconn', settle, what === 'idleused')));
+  } else if (what === 'idlekernel') {
+    console.log(JSON.stringify(await idleKernel(n, settle)));
   } else {
     throw new Error(`unknown child ${what}`);
   }

@@ -49,28 +49,52 @@ const scratchAddrs: string[] = [];
 export const READABLE = 1;
 export const WRITABLE = 2;
 
-/** A socket behind a numeric handle. */
-export abstract class HandleRawSocket extends EventEmitter implements RawSocket {
-  readonly stack: Stack;
-  readonly domain: number;
-  readonly type: number;
-  readonly protocol: number;
-  protected _fd: number;
-  protected k: SocketOps;
-  protected wantRead = false;
-  protected wantWrite = false;
-  protected connectWaiter: { resolve: () => void; reject: (e: Error) => void; address: string; port: number } | null = null;
-  protected refed = true;
+// bits of HandleRawSocket.flags
+const F_READ = 1;     // watched for reading
+const F_WRITE = 2;    // watched for writing
+const F_UNREF = 4;    // does not keep the event loop alive
+/** the first bit subclasses may use */
+export const F_SUBCLASS = 8;
 
-  constructor(stack: Stack, ops: SocketOps, fd: number, domain: number, type: number, protocol: number) {
+/**
+ * The prototype of a raw socket's listener table. EventEmitter keeps its listeners in
+ * `_events`, an object without Object.prototype in its chain; Node makes it with
+ * `{ __proto__: null }`, which V8 holds as a dictionary (~180 bytes even empty). An object
+ * made by Object.create() of this empty, prototype-less object behaves the same for every
+ * EventEmitter method (no inherited names, own keys are the event names) and stays in V8's
+ * fast mode (~60 bytes with a listener).
+ */
+const LISTENERS: object = Object.create(null);
+
+/**
+ * A socket behind a numeric handle. A process may hold tens of thousands of idle ones, so an
+ * instance carries few fields: the handle, one word for domain/type/protocol, one for the
+ * flags; the stack and the calls come from the subclass (a getter on its prototype where it
+ * can), not from a field per socket.
+ */
+export abstract class HandleRawSocket extends EventEmitter implements RawSocket {
+  protected _fd: number;
+  /** domain | type << 8 | protocol << 16 */
+  private readonly kind: number;
+  protected flags = 0;
+  protected connectWaiter: { resolve: () => void; reject: (e: Error) => void; address: string; port: number } | null = null;
+
+  constructor(fd: number, domain: number, type: number, protocol: number) {
     super();
-    this.stack = stack;
+    (this as unknown as { _events: object })._events = Object.create(LISTENERS);
     this._fd = fd;
-    this.domain = domain;
-    this.type = type;
-    this.protocol = protocol;
-    this.k = ops;
+    this.kind = (domain & 0xff) | ((type & 0xff) << 8) | ((protocol & 0xffff) << 16);
   }
+
+  abstract readonly stack: Stack;
+  /** the descriptor calls of this socket's stack */
+  protected abstract readonly k: SocketOps;
+  get domain(): number { return this.kind & 0xff; }
+  get type(): number { return (this.kind >> 8) & 0xff; }
+  get protocol(): number { return this.kind >>> 16; }
+  protected get wantRead(): boolean { return (this.flags & F_READ) !== 0; }
+  protected get wantWrite(): boolean { return (this.flags & F_WRITE) !== 0; }
+  protected get refed(): boolean { return (this.flags & F_UNREF) === 0; }
 
   /** the handle: a kernel fd, or the engine's descriptor (fd reports -1 for those) */
   get handle(): number { return this._fd; }
@@ -292,18 +316,17 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
   }
 
   watch(readable: boolean, writable: boolean): void {
-    this.wantRead = readable;
-    this.wantWrite = writable;
+    this.flags = (this.flags & ~(F_READ | F_WRITE)) | (readable ? F_READ : 0) | (writable ? F_WRITE : 0);
     this.updatePoller();
   }
 
   ref(): void {
-    this.refed = true;
+    this.flags &= ~F_UNREF;
     this.applyRef();
   }
 
   unref(): void {
-    this.refed = false;
+    this.flags |= F_UNREF;
     this.applyRef();
   }
 

@@ -7,7 +7,7 @@ import netNode = require('net');
 
 import { codedError, systemError } from '../errors';
 import { native, type NativePoller } from '../native';
-import { HandleRawSocket, familyName } from './handle-socket';
+import { HandleRawSocket, familyName, type SocketOps } from './handle-socket';
 import {
   AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM,
   type LookupCallback, type RawSocket, type Stack,
@@ -17,11 +17,15 @@ export { familyName };
 
 /** A socket of a kernel stack: a non-blocking file descriptor watched with uv_poll. */
 export class KernelRawSocket extends HandleRawSocket {
+  readonly stack: Stack;
   private poller: NativePoller | null = null;
 
   constructor(stack: Stack, fd: number, domain: number, type: number, protocol: number) {
-    super(stack, native().kernel, fd, domain, type, protocol);
+    super(fd, domain, type, protocol);
+    this.stack = stack;
   }
+
+  protected get k(): SocketOps { return native().kernel; }
 
   protected adopt(fd: number): RawSocket {
     return new KernelRawSocket(this.stack, fd, this.domain, SOCK_STREAM, this.protocol);

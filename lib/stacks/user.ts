@@ -13,7 +13,7 @@ import {
   AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM,
   type LookupCallback, type RawSocket, type Stack,
 } from '../raw';
-import { HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
+import { F_SUBCLASS, HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
 import { setTapLinkAttacher } from './netns';
 import { StackResolver } from '../dns';
 import { DhcpClient, type DhcpLease, type DhcpOptions } from '../dhcp';
@@ -21,6 +21,8 @@ import { hashMac } from '../addr';
 import { OtipAddress, type OtipOptions } from '../otip';
 
 const E = osConstants.errno;
+/** UserRawSocket flag: a level-triggered report is queued for the next turn */
+const LEVEL_SCHEDULED = F_SUBCLASS;
 
 // ---- options
 
@@ -396,16 +398,19 @@ function dispatchPing(id: number, key: number, status: number, rttUs: number, fr
 /** A socket of a user stack: an engine descriptor; readiness pushed by the runtime. */
 export class UserRawSocket extends HandleRawSocket {
   private readonly owner: UserStack;
-  private levelScheduled = false;
 
   constructor(owner: UserStack, sd: number, domain: number, type: number, protocol: number) {
-    super(owner, owner.native, sd, domain, type, protocol);
+    super(sd, domain, type, protocol);
     this.owner = owner;
     owner.socketsBySd.set(sd, this);
     owner.native.ref(sd);
   }
 
+  get stack(): UserStack { return this.owner; }
+  protected get k(): SocketOps { return this.owner.native; }
   override get fd(): number { return -1; }
+  private get levelScheduled(): boolean { return (this.flags & LEVEL_SCHEDULED) !== 0; }
+  private set levelScheduled(v: boolean) { this.flags = v ? this.flags | LEVEL_SCHEDULED : this.flags & ~LEVEL_SCHEDULED; }
 
   protected adopt(sd: number): RawSocket {
     return new UserRawSocket(this.owner, sd, this.domain, SOCK_STREAM, this.protocol);

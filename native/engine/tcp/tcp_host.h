@@ -97,6 +97,7 @@ struct TcpStats {
   uint64_t dsacks_in = 0, dsacks_out = 0;
   uint64_t spurious_undos = 0;      // congestion responses undone (all their retransmissions were spurious)
   uint64_t lost_rexmits = 0;        // without SACK: lost retransmissions resent on duplicate ACKs, not on an RTO
+  uint64_t tw_records = 0;          // connections whose TIME-WAIT was kept as a compact record, not a socket
 };
 
 }  // namespace ms

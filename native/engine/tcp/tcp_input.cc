@@ -22,15 +22,22 @@ void TcpCore::input(const IpAddr& src, const IpAddr& dst, const uint8_t* p, size
     return;
   }
   TcpSocket* s = find_conn(dst, seg.dport, src, seg.sport);
-  if (!s && src.family == 4 && reqs.find(make_key(dst, seg.dport, src, seg.sport)) == reqs.end() && !find_listener(dst, seg.dport)) {
+  TwRecord* tw = s ? nullptr : find_tw(dst, seg.dport, src, seg.sport);
+  if (!s && !tw && src.family == 4 && reqs.find(make_key(dst, seg.dport, src, seg.sport)) == reqs.end() &&
+      !find_listener(dst, seg.dport)) {
     // nothing of IPv4 wants it: a dual-stack AF_INET6 socket may (as ::ffff:a.b.c.d)
     IpAddr ms = v4_mapped(src), md = v4_mapped(dst);
-    if (find_conn(md, seg.dport, ms, seg.sport) || reqs.find(make_key(md, seg.dport, ms, seg.sport)) != reqs.end() ||
-        find_listener(md, seg.dport)) {
+    if (find_conn(md, seg.dport, ms, seg.sport) || find_tw(md, seg.dport, ms, seg.sport) ||
+        reqs.find(make_key(md, seg.dport, ms, seg.sport)) != reqs.end() || find_listener(md, seg.dport)) {
       st.in_segs--;
       input(ms, md, p, len);
       return;
     }
+  }
+  if (tw) {
+    bool reopen = false;
+    tw_input(tw, seg, &reopen);
+    if (!reopen) return;
   }
   if (s && s->state == TcpState::TimeWait) {
     bool reopen = false;
@@ -85,6 +92,30 @@ void TcpCore::time_wait_input(TcpSocket* s, const IpAddr& src, const IpAddr& dst
     return;
   }
   if (seg.seg_len()) send_ack(s);
+}
+
+// the same rules as time_wait_input(), for a record
+void TcpCore::tw_input(TwRecord* r, const TcpSegment& seg, bool* reopen) {
+  if (seg.has(kRst)) return;  // RFC 1337
+  if (seg.has(kSyn) && !seg.has(kAck)) {
+    bool newer = (r->ts_ok && seg.opt.has_ts) ? int32_t(seg.opt.tsval - r->ts_recent) > 0 : seq_gt(seg.seq, r->rcv_nxt);
+    if (newer) {
+      tw_free(r);
+      *reopen = true;
+      return;
+    }
+    tw_send_ack(r);
+    return;
+  }
+  if (r->ts_ok && seg.opt.has_ts && int32_t(seg.opt.tsval - r->ts_recent) < 0) { st.paws_drops++; tw_send_ack(r); return; }
+  if (seg.has(kFin)) {
+    tw_send_ack(r);
+    tw_unlink(r);
+    r->deadline = now + Micros(cfg.time_wait_ms) * 1000;
+    tw_link(r);
+    return;
+  }
+  if (seg.seg_len()) tw_send_ack(r);
 }
 
 void TcpCore::syn_sent_input(TcpSocket* s, const TcpSegment& seg) {
@@ -664,7 +695,7 @@ void TcpCore::process_data(TcpSocket* s, const TcpSegment& seg) {
     uint32_t off = (seq - s->rcv_nxt) + s->rcv_unread;
     if (!s->rbuf.allocated() || off + n > s->rbuf.capacity()) {
       // the ring grows on demand (doubling) up to the buffer size: idle connections stay small
-      size_t ns = std::max<size_t>(std::min<size_t>(s->rcvbuf_cap, 16384), s->rbuf.capacity() * 2);
+      size_t ns = std::max<size_t>(std::min<size_t>(s->rcvbuf_cap, kFirstRecvRing), s->rbuf.capacity() * 2);
       while (ns < off + n) ns *= 2;
       ns = std::min<size_t>(ns, s->rcvbuf_cap);
       uint32_t keep = s->rcv_unread;

@@ -19,6 +19,9 @@ struct CubicState {
   double acc = 0;
 };
 
+/** the first allocation of a receive ring (it doubles on demand up to the receive buffer) */
+constexpr size_t kFirstRecvRing = 16384;
+
 struct SeqRange { uint32_t start, end; };
 struct OfoBlock { uint32_t start, end, stamp; };
 
@@ -87,29 +90,14 @@ class TcpCore;
 struct TcpSocket {
   TcpCore* core = nullptr;
   int user_id = -1;
-  uint8_t family = 4;
-  TcpState state = TcpState::Closed;
   Endpoint local, remote;
-  bool bound = false, bind_explicit = false, hashed = false;
   uint32_t port_idx = 0;     // position in core->ports[local.port] (O(1) removal)
   RouteInfo route;
 
   // application-visible flags
-  bool nodelay = false, keepalive = false, reuseaddr = false;
-  bool v6only = false;       // IPV6_V6ONLY: an AF_INET6 listener that refuses IPv4 (::ffff:a.b.c.d) peers
-  bool orphan = false;       // closed by the application; the layer frees it
-  bool rd_shut = false;      // shutdown(SHUT_RD)
-  bool fin_queued = false;   // shutdown(SHUT_WR)/close: FIN after the data
-  bool fin_sent = false;
-  bool fin_rcvd = false;     // peer's FIN processed (EOF)
-  bool ofo_fin = false;      // FIN seen beyond a gap
   uint32_t ofo_fin_seq = 0;
   int error = 0;             // pending (SO_ERROR), negative errno
   int soft_error = 0;
-  bool ever_connected = false;
-  bool force_send = false;   // persist timer: override sender SWS avoidance once
-  bool want_write = false;   // send() came up short: notify when space appears
-  bool new_data = false;     // data arrived since the last notify
   uint32_t last_events = 0;
 
   // send sequence space
@@ -118,17 +106,12 @@ struct TcpSocket {
   uint32_t snd_buf_seq = 0;  // sequence number of sbuf's first byte
   SendBuffer sbuf;
   uint32_t sndbuf_cap = 0;
-  uint8_t snd_wscale = 0, rcv_wscale = 0;
-  bool ws_ok = false, sack_ok = false, ts_ok = false;
-  uint16_t peer_mss = 536;
   uint32_t user_mss = 0;     // TCP_MAXSEG
   uint32_t mss = 536;        // payload bytes per segment (without options)
   uint32_t pmtu = 1500;
 
   // rtt / rto (RFC 6298)
   uint32_t srtt_us = 0, rttvar_us = 0, rto_us = 1000000;
-  bool rtt_seeded = false;
-  bool rtt_timing = false;
   uint32_t rtt_seq = 0;
   Micros rtt_start = 0;
   uint32_t backoff = 0;      // consecutive RTO expiries
@@ -141,18 +124,14 @@ struct TcpSocket {
   uint32_t ca_acc = 0;       // NewReno byte counter
   CubicState cubic;
   uint32_t dupacks = 0;
-  bool in_recovery = false, sack_recovery = false;
   uint32_t recover = 0;      // HighData at entry (RFC 6582/6675)
-  bool loss_state = false;   // after an RTO: resending from snd_nxt < snd_max
   uint32_t loss_recover = 0;
   // without SACK: a lost retransmission of the segment at SND.UNA (tcp_input.cc, late_dupack)
   uint32_t rexmit_high = 0;  // end of the highest retransmission (kept within [SND.UNA, SND.MAX])
   Micros una_rexmit_at = kNever;  // latest (re)transmission of SND.UNA's segment, if it was retransmitted
   uint32_t late_dupacks = 0; // duplicate ACKs since a round trip after that
-  bool dupack_now = false;   // receiver: an out-of-order or duplicate segment arrived (no SACK): a pure ACK now
-  bool probe_on = false;     // a probe of SND.UNA is out (no SACK; tcp_recovery.cc, una_probe_fire)
-  uint32_t probe_una = 0, probe_tsval = 0;
-  std::vector<SeqRange> sacked;  // scoreboard: sorted, disjoint, within (snd_una, snd_max]
+  uint32_t probe_una = 0, probe_tsval = 0;  // the probe of SND.UNA (no SACK; tcp_recovery.cc, una_probe_fire)
+  CompactVec<SeqRange> sacked;   // scoreboard: sorted, disjoint, within (snd_una, snd_max]
   uint32_t sacked_bytes = 0;
   uint32_t last_sent_len = 0;
 
@@ -166,39 +145,30 @@ struct TcpSocket {
   uint32_t retrans_bytes = 0;    // unSACKed bytes with a retransmission in flight
   uint32_t lost_hint = 0;        // no entry below this is lost and waiting for a retransmission
   uint32_t rack_scan = 0;        // never-retransmitted entries below this are SACKed or lost
-  bool rack_valid = false;       // RACK.xmit_ts/end_seq/rtt hold a delivered segment
-  bool rack_fack_set = false;
   Micros rack_xmit = 0;          // RACK.xmit_ts
   uint32_t rack_order = 0;       // its transmission order (stands in for RACK.end_seq's tie-break)
   uint32_t tx_order = 0;         // transmissions so far (32-bit, compared modulo 2^32)
   uint32_t rack_rtt = 0;         // RACK.rtt (us)
   uint32_t rack_fack = 0;        // RACK.fack: highest delivered end
-  bool reordering_seen = false;  // RACK.reordering_seen
   uint32_t reo_wnd_mult = 1, reo_wnd_persist = 0;
-  bool dsack_round_on = false;
   uint32_t dsack_round = 0;      // RACK.dsack_round
   uint32_t min_rtt_us = 0;       // RACK.min_RTT (windowed)
   Micros min_rtt_stamp = 0;
   // tail loss probe (RFC 8985 section 7)
-  bool tlp_active = false;       // TLP.end_seq is set
-  bool tlp_is_retrans = false;
   uint32_t tlp_end = 0, tlp_rx_start = 0, tlp_rx_end = 0;
   // undo of spurious congestion responses (D-SACK, RFC 2883 / timestamps, RFC 3522)
-  std::vector<UndoEp> undo_eps;  // oldest first, bounded
-  std::vector<UndoRx> undo_rx;   // their retransmissions not yet shown spurious, bounded
+  CompactVec<UndoEp> undo_eps;   // oldest first, bounded
+  CompactVec<UndoRx> undo_rx;    // their retransmissions not yet shown spurious, bounded
   uint32_t undo_next_id = 1, undo_cur_id = 0;
-  bool undo_cur_on = false;      // the current recovery / RTO episode records its retransmissions
 
   // receive sequence space
   uint32_t irs = 0, rcv_nxt = 0, rcv_adv = 0, last_ack_sent = 0;
   uint32_t rcv_wnd_sent = 0;
   RecvRing rbuf;
   uint32_t rcv_unread = 0;   // bytes before rcv_nxt not yet read
-  std::vector<OfoBlock> ofo;
+  CompactVec<OfoBlock> ofo;
   uint32_t ofo_stamp = 0;
   uint32_t rcvbuf_cap = 0, rcvbuf_max = 0;
-  bool rcvbuf_locked = false;
-  bool sndbuf_locked = false;  // SO_SNDBUF set: no autotuning
   uint32_t sndbuf_max = 0;     // autotuning ceiling of sndbuf_cap
   uint32_t rcvq_copied = 0;
   Micros rcvq_time = 0;
@@ -206,7 +176,6 @@ struct TcpSocket {
   uint32_t rcv_mss = 536;    // largest segment seen from the peer (for delayed ACKs)
 
   // D-SACK to report in the next ACK (RFC 2883)
-  bool dsack_pending = false;
   uint32_t dsack_start = 0, dsack_end = 0;
 
   // timestamps (RFC 7323)
@@ -215,7 +184,6 @@ struct TcpSocket {
 
   // delayed ACK
   uint32_t ack_pending = 0;  // full-sized segments received and not acked
-  bool ack_now = false;
   uint32_t quickack = 0;
 
   // timers (absolute deadlines, kNever when off)
@@ -223,7 +191,6 @@ struct TcpSocket {
   Micros t_rack = kNever, t_tlp = kNever;  // RACK reordering timer, TLP probe timeout
   Micros heap_deadline = kNever;
   uint32_t heap_refs = 0;
-  bool dead = false;         // freed; waiting for its heap entries to drain
   Micros last_recv_time = 0; // for keepalive idle
   Micros last_oow_ack = 0;   // last reply to an unacceptable pure ACK (ACK-loop damping)
   Micros tw_start = 0;
@@ -232,8 +199,46 @@ struct TcpSocket {
   // listener
   uint32_t backlog = 0;
   Ring<TcpSocket*, 16> accept_q;  // allocated on the first connection
-  std::vector<ReqSock*> reqs;
+  CompactVec<ReqSock*> reqs;
   TcpSocket* parent = nullptr;  // listener, while waiting in its accept queue
+
+  // the small fields, together: no padding between them (an idle connection is mostly this struct)
+  uint8_t family = 4;
+  TcpState state = TcpState::Closed;
+  bool bound = false, bind_explicit = false, hashed = false;
+  bool nodelay = false, keepalive = false, reuseaddr = false;
+  bool v6only = false;       // IPV6_V6ONLY: an AF_INET6 listener that refuses IPv4 (::ffff:a.b.c.d) peers
+  bool orphan = false;       // closed by the application; the layer frees it
+  bool rd_shut = false;      // shutdown(SHUT_RD)
+  bool fin_queued = false;   // shutdown(SHUT_WR)/close: FIN after the data
+  bool fin_sent = false;
+  bool fin_rcvd = false;     // peer's FIN processed (EOF)
+  bool ofo_fin = false;      // FIN seen beyond a gap
+  bool ever_connected = false;
+  bool force_send = false;   // persist timer: override sender SWS avoidance once
+  bool want_write = false;   // send() came up short: notify when space appears
+  bool new_data = false;     // data arrived since the last notify
+  uint8_t snd_wscale = 0, rcv_wscale = 0;
+  bool ws_ok = false, sack_ok = false, ts_ok = false;
+  uint16_t peer_mss = 536;
+  bool rtt_seeded = false;
+  bool rtt_timing = false;
+  bool in_recovery = false, sack_recovery = false;
+  bool loss_state = false;   // after an RTO: resending from snd_nxt < snd_max
+  bool dupack_now = false;   // receiver: an out-of-order or duplicate segment arrived (no SACK): a pure ACK now
+  bool probe_on = false;     // a probe of SND.UNA is out (no SACK)
+  bool rack_valid = false;       // RACK.xmit_ts/end_seq/rtt hold a delivered segment
+  bool rack_fack_set = false;
+  bool reordering_seen = false;  // RACK.reordering_seen
+  bool dsack_round_on = false;
+  bool tlp_active = false;       // TLP.end_seq is set
+  bool tlp_is_retrans = false;
+  bool undo_cur_on = false;      // the current recovery / RTO episode records its retransmissions
+  bool rcvbuf_locked = false;
+  bool sndbuf_locked = false;  // SO_SNDBUF set: no autotuning
+  bool dsack_pending = false;
+  bool ack_now = false;
+  bool dead = false;         // freed; waiting for its heap entries to drain
 
   /** the right edge the peer advertised: SND.WL2 (the ACK that carried SND.WND) + SND.WND.
       Not SND.UNA + SND.WND: an ACK that advances SND.UNA without being allowed to update the
@@ -285,6 +290,109 @@ inline ConnKey make_key(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t 
   return k;
 }
 
+/** A connection in TIME-WAIT after its socket is gone (the application closed it): what it
+ *  takes to ACK a retransmitted FIN, to answer a SYN or yield the tuple to a provably newer
+ *  one (RFC 6191), and to keep the tuple from reuse for 2 MSL (RFC 9293 3.6.1), as Linux's
+ *  timewait sockets. 112 bytes instead of a TcpSocket (~780) and what hangs off it. */
+struct TwRecord {
+  Endpoint local, remote;
+  uint32_t snd_nxt = 0, rcv_nxt = 0;   // our ACKs carry SEQ = snd_nxt, ACK = rcv_nxt
+  uint32_t ts_recent = 0, ts_offset = 0;
+  Micros start = 0, deadline = 0;     // entered TIME-WAIT; the end of the 2 MSL wait
+  TwRecord *prev = nullptr, *next = nullptr;  // the expiry list, in deadline order
+  uint16_t wnd = 0;                   // the window field of our ACKs (as last advertised)
+  bool ts_ok = false, offload = false;
+};
+
+/** Connection tables: open addressing over pointers to T (TcpSocket or TwRecord; the key is
+ *  read from the element's own endpoints, which do not change while it is in the table),
+ *  linear probing, deletion by backward shift, at most half full. 8 bytes a slot, 16 to 32 a
+ *  connection, where a node-based std::unordered_map costs about 90 (node, key copy, cached
+ *  hash, bucket). */
+template <class T>
+class PtrTable {
+ public:
+  explicit PtrTable(ConnKeyHash h) : hash_(h) {}
+  ~PtrTable() { std::free(slots_); }
+  PtrTable(const PtrTable&) = delete;
+  PtrTable& operator=(const PtrTable&) = delete;
+  static ConnKey key_of(const T* s) { return make_key(s->local.addr, s->local.port, s->remote.addr, s->remote.port); }
+  size_t size() const { return n_; }
+  T* find(const ConnKey& k) const {
+    if (!n_) return nullptr;
+    for (size_t i = hash_(k) & mask_;; i = (i + 1) & mask_) {
+      if (!slots_[i]) return nullptr;
+      if (key_of(slots_[i]) == k) return slots_[i];
+    }
+  }
+  /** s under its key, replacing the socket that had it */
+  void put(T* s) {
+    if (2 * (n_ + 1) > cap_) rehash(cap_ ? cap_ * 2 : 64);
+    ConnKey k = key_of(s);
+    size_t i = hash_(k) & mask_;
+    for (; slots_[i]; i = (i + 1) & mask_)
+      if (key_of(slots_[i]) == k) { slots_[i] = s; return; }
+    slots_[i] = s;
+    n_++;
+  }
+  /** remove s (if it is the socket stored under its key) */
+  void erase(T* s) {
+    if (!n_) return;
+    ConnKey k = key_of(s);
+    size_t i = hash_(k) & mask_;
+    for (; slots_[i]; i = (i + 1) & mask_) {
+      if (slots_[i] != s) continue;
+      shift_out(i);
+      n_--;
+      if (cap_ > 64 && 8 * n_ < cap_) rehash(cap_ / 2);
+      return;
+    }
+  }
+  template <class F> void for_each(F f) const {
+    for (size_t i = 0; i < cap_; i++) if (slots_[i]) f(slots_[i]);
+  }
+
+ private:
+  size_t home(const T* s) const { return hash_(key_of(s)) & mask_; }
+  // empty slot i, moving later members of its probe run back so that every one stays
+  // reachable from its home slot
+  void shift_out(size_t i) {
+    size_t j = i;
+    for (;;) {
+      slots_[i] = nullptr;
+      for (;;) {
+        j = (j + 1) & mask_;
+        if (!slots_[j]) return;
+        size_t h = home(slots_[j]);
+        bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);  // h cyclically in (i, j]
+        if (!stays) break;
+      }
+      slots_[i] = slots_[j];
+      i = j;
+    }
+  }
+  void rehash(size_t cap) {
+    T** old = slots_;
+    size_t old_cap = cap_;
+    slots_ = static_cast<T**>(std::calloc(cap, sizeof(T*)));
+    if (!slots_) std::abort();
+    cap_ = cap;
+    mask_ = cap - 1;
+    for (size_t i = 0; i < old_cap; i++) {
+      if (!old[i]) continue;
+      size_t j = home(old[i]);
+      while (slots_[j]) j = (j + 1) & mask_;
+      slots_[j] = old[i];
+    }
+    std::free(old);
+  }
+  ConnKeyHash hash_;
+  T** slots_ = nullptr;
+  size_t cap_ = 0, mask_ = 0, n_ = 0;
+};
+
+using ConnTable = PtrTable<TcpSocket>;
+
 struct TimerEntry {
   Micros at;
   TcpSocket* s;
@@ -303,14 +411,19 @@ class TcpCore {
   CongestionOps* cc;
   Micros now = 0;
 
-  std::unordered_map<ConnKey, TcpSocket*, ConnKeyHash> conns;
+  ConnTable conns;
   std::unordered_map<ConnKey, ReqSock*, ConnKeyHash> reqs;
   std::unordered_map<uint16_t, std::vector<TcpSocket*>> ports;  // every bound socket, by local port
   std::unordered_map<uint16_t, std::vector<TcpSocket*>> listeners;  // the LISTEN ones only (a SYN does
                                                                    // not scan a port's connections)
   std::vector<TimerEntry> heap;
   size_t nsockets = 0;
-  uint32_t tw_count = 0;
+  uint32_t tw_count = 0;         // connections in TIME-WAIT: sockets and records (at most cfg.max_time_wait)
+  PtrTable<TwRecord> tw_table;   // TIME-WAIT records by 4-tuple
+  TwRecord* tw_head = nullptr;   // ... and in deadline order (earliest first)
+  TwRecord* tw_tail = nullptr;
+  struct TwPort { uint16_t port; uint32_t n; };
+  CompactVec<TwPort> tw_ports;   // local ports of the records, sorted, with counts (bind checks)
   uint32_t eph_counter = 0;
   uint64_t challenge_window = 0;  // second of the current budget
   uint32_t challenge_budget = 0;
@@ -334,10 +447,25 @@ class TcpCore {
   uint32_t cookie_make(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp, uint32_t irs, uint16_t mss);
   int cookie_check(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp, uint32_t irs, uint32_t cookie);
   void arm(TcpSocket* s);
+  void trim_idle(TcpSocket* s);            // free the empty buffers of a connection with nothing in flight
   void run_timers(TcpSocket* s);
   void maybe_compact_heap();
   void set_state(TcpSocket* s, TcpState st);
   void enter_time_wait(TcpSocket* s);
+  /** replace an orphaned connection in TIME-WAIT (or entering it) by a record, until deadline */
+  void tw_from(TcpSocket* s, Micros deadline);
+  void tw_input(TwRecord* r, const tcpw::TcpSegment& seg, bool* reopen);
+  void tw_send_ack(const TwRecord* r);
+  void tw_free(TwRecord* r);
+  void tw_unlink(TwRecord* r);
+  void tw_link(TwRecord* r);      // into the expiry list at its deadline
+  void tw_expire();               // free the records whose deadline has passed
+  TwRecord* find_tw(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) const {
+    return tw_table.size() ? tw_table.find(make_key(l, lp, r, rp)) : nullptr;
+  }
+  uint32_t tw_port_count(uint16_t port) const;
+  /** a record on port whose local address overlaps a (bind without SO_REUSEADDR refuses it) */
+  bool tw_port_overlap(uint16_t port, const IpAddr& a) const;
   void conn_done(TcpSocket* s, int err);   // connection over: CLOSED, error recorded, freed if orphan
   void queue_notify(TcpSocket* s);
   void flush_notify();

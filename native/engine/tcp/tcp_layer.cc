@@ -30,10 +30,10 @@ static constexpr uint16_t kEphLow = 32768, kEphHigh = 60999;
 static const uint16_t kCookieMss[8] = {536, 1220, 1360, 1440, 1460, 4036, 8940, 65495};
 
 TcpCore::TcpCore(TcpHost& h, const TcpConfig& c, const uint8_t sec[32])
-    : host(h), cfg(c), conns(64, ConnKeyHash{0}), reqs(64, ConnKeyHash{0}) {
+    : host(h), cfg(c), conns(ConnKeyHash{siphash(sec, reinterpret_cast<const uint8_t*>("tcp-hash"), 8)}),
+      reqs(64, ConnKeyHash{0}), tw_table(ConnKeyHash{siphash(sec, reinterpret_cast<const uint8_t*>("tcp-tw"), 6)}) {
   std::memcpy(secret, sec, 32);
   uint64_t seed = siphash(secret, reinterpret_cast<const uint8_t*>("tcp-hash"), 8);
-  conns = std::unordered_map<ConnKey, TcpSocket*, ConnKeyHash>(64, ConnKeyHash{seed});
   reqs = std::unordered_map<ConnKey, ReqSock*, ConnKeyHash>(64, ConnKeyHash{seed ^ 0x5555});
   cc = cfg.congestion == Congestion::NewReno ? newreno_ops() : cubic_ops();
   if (cfg.rto_min_ms == 0) cfg.rto_min_ms = 1;
@@ -51,11 +51,12 @@ TcpCore::~TcpCore() {
   // free everything, without sending
   std::vector<TcpSocket*> all;
   for (auto& kv : ports) for (TcpSocket* s : kv.second) all.push_back(s);
-  for (auto& kv : conns) all.push_back(kv.second);
+  conns.for_each([&](TcpSocket* s) { all.push_back(s); });
   for (auto& e : heap) all.push_back(e.s);
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
   for (auto& kv : reqs) delete kv.second;
+  for (TwRecord* r = tw_head; r;) { TwRecord* n = r->next; delete r; r = n; }
   std::vector<TcpSocket*> extra;
   for (TcpSocket* s : all)
     s->accept_q.for_each([&](TcpSocket* c) {
@@ -106,13 +107,12 @@ void TcpCore::free_socket(TcpSocket* s) {
 
 void TcpCore::hash_conn(TcpSocket* s) {
   if (s->hashed) return;
-  conns[make_key(s->local.addr, s->local.port, s->remote.addr, s->remote.port)] = s;
+  conns.put(s);
   s->hashed = true;
 }
 void TcpCore::unhash_conn(TcpSocket* s) {
   if (!s->hashed) return;
-  auto it = conns.find(make_key(s->local.addr, s->local.port, s->remote.addr, s->remote.port));
-  if (it != conns.end() && it->second == s) conns.erase(it);
+  conns.erase(s);
   s->hashed = false;
 }
 void TcpCore::port_add(TcpSocket* s) {
@@ -150,8 +150,7 @@ void TcpCore::listener_remove(TcpSocket* s) {
 }
 
 TcpSocket* TcpCore::find_conn(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_t rp) const {
-  auto it = conns.find(make_key(l, lp, r, rp));
-  return it == conns.end() ? nullptr : it->second;
+  return conns.find(make_key(l, lp, r, rp));
 }
 
 TcpSocket* TcpCore::find_listener(const IpAddr& l, uint16_t lp) const {
@@ -169,7 +168,7 @@ TcpSocket* TcpCore::find_listener(const IpAddr& l, uint16_t lp) const {
 
 bool TcpCore::port_conflict(const TcpSocket* s, const IpAddr& a, uint16_t port, bool reuse) const {
   auto it = ports.find(port);
-  if (it == ports.end()) return false;
+  if (it == ports.end()) return !reuse && tw_port_overlap(port, a);
   for (TcpSocket* o : it->second) {
     if (o == s || o->family != s->family) continue;
     bool overlap = o->local.addr.is_unspecified() || a.is_unspecified() || o->local.addr == a;
@@ -179,7 +178,7 @@ bool TcpCore::port_conflict(const TcpSocket* s, const IpAddr& a, uint16_t port, 
     if (reuse && o->reuseaddr) continue;
     return true;
   }
-  return false;
+  return !reuse && tw_port_overlap(port, a);
 }
 
 int TcpCore::autobind(TcpSocket* s, const Endpoint* remote) {
@@ -197,7 +196,7 @@ int TcpCore::autobind(TcpSocket* s, const Endpoint* remote) {
     uint16_t port = uint16_t(kEphLow + (offset + eph_counter + i) % num);
     bool ok;
     if (remote) {
-      ok = !find_conn(s->local.addr, port, remote->addr, remote->port);
+      ok = !find_conn(s->local.addr, port, remote->addr, remote->port) && !find_tw(s->local.addr, port, remote->addr, remote->port);
       if (ok) {  // must not collide with a listener or an explicitly bound socket
         auto it = ports.find(port);
         if (it != ports.end())
@@ -208,7 +207,7 @@ int TcpCore::autobind(TcpSocket* s, const Endpoint* remote) {
           }
       }
     } else {
-      ok = ports.find(port) == ports.end();
+      ok = ports.find(port) == ports.end() && tw_port_count(port) == 0;
     }
     if (ok) {
       eph_counter += i + 1 + uint32_t(host.random64() & 3);
@@ -257,6 +256,8 @@ int TcpCore::cookie_check(const IpAddr& l, uint16_t lp, const IpAddr& r, uint16_
 
 void TcpCore::arm(TcpSocket* s) {
   if (s->dead) return;
+  if (s->t_rto == kNever && s->t_delack == kNever && s->t_persist == kNever && s->t_rack == kNever && s->t_tlp == kNever)
+    trim_idle(s);
   Micros next = std::min(std::min(s->t_rto, s->t_delack), std::min(std::min(s->t_persist, s->t_keep), s->t_misc));
   next = std::min(next, std::min(s->t_rack, s->t_tlp));
   if (next < s->heap_deadline) {
@@ -265,6 +266,22 @@ void TcpCore::arm(TcpSocket* s) {
     s->heap_refs++;
     s->heap_deadline = next;
     maybe_compact_heap();
+  }
+}
+
+// nothing in flight, no transmission timer: keep no empty storage. A receive ring that grew past
+// its first size stays (it would grow again, copying, under the next burst); bounded by the
+// receive buffer like the data it holds.
+void TcpCore::trim_idle(TcpSocket* s) {
+  if (s->sbuf.size() == 0) s->sbuf.clear();  // its spare chunk
+  if (s->txq.empty()) s->txq.shrink_to_fit();
+  if (s->rtxq.empty()) s->rtxq.shrink_to_fit();
+  if (s->sacked.empty()) s->sacked.shrink_to_fit();
+  if (s->undo_eps.empty()) s->undo_eps.shrink_to_fit();
+  if (s->undo_rx.empty()) s->undo_rx.shrink_to_fit();
+  if (s->ofo.empty()) {
+    s->ofo.shrink_to_fit();
+    if (s->rcv_unread == 0 && s->rbuf.allocated() && s->rbuf.capacity() <= kFirstRecvRing) s->rbuf.release();
   }
 }
 
@@ -330,6 +347,7 @@ void TcpCore::set_state(TcpSocket* s, TcpState ns) {
 
 void TcpCore::enter_time_wait(TcpSocket* s) {
   if (tw_count >= cfg.max_time_wait) { conn_done(s, 0); return; }
+  if (s->orphan) { tw_from(s, now + Micros(cfg.time_wait_ms) * 1000); return; }
   set_state(s, TcpState::TimeWait);
   s->t_rto = s->t_persist = s->t_keep = s->t_delack = kNever;
   s->tw_start = now;
@@ -355,6 +373,85 @@ void TcpCore::conn_done(TcpSocket* s, int err) {
   if (s->orphan) { free_socket(s); return; }
   if (s->parent == nullptr) port_remove(s);
   queue_notify(s);
+}
+
+// ---------------------------------------------------------------- TIME-WAIT records
+
+void TcpCore::tw_from(TcpSocket* s, Micros deadline) {
+  auto* r = new TwRecord();
+  r->local = s->local; r->remote = s->remote;
+  r->snd_nxt = s->snd_max; r->rcv_nxt = s->rcv_nxt;
+  r->ts_ok = s->ts_ok; r->ts_recent = s->ts_recent; r->ts_offset = s->ts_offset;
+  r->wnd = rcv_window(s, false);
+  r->offload = s->route.csum_offload;
+  r->start = s->state == TcpState::TimeWait ? s->tw_start : now;
+  r->deadline = deadline;
+  conn_done(s, 0);  // orphaned: freed
+  if (TwRecord* old = tw_table.find(PtrTable<TwRecord>::key_of(r))) tw_free(old);
+  tw_table.put(r);
+  tw_link(r);
+  st.tw_records++;
+  TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), r->local.port,
+                               [](const TwPort& x, uint16_t v) { return x.port < v; });
+  if (p != tw_ports.end() && p->port == r->local.port) p->n++;
+  else tw_ports.insert(p, TwPort{r->local.port, 1});
+  tw_count++;
+}
+
+void TcpCore::tw_free(TwRecord* r) {
+  tw_table.erase(r);
+  tw_unlink(r);
+  TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), r->local.port,
+                               [](const TwPort& x, uint16_t v) { return x.port < v; });
+  if (p != tw_ports.end() && p->port == r->local.port && --p->n == 0) tw_ports.erase(p);
+  if (tw_ports.empty()) tw_ports.shrink_to_fit();
+  tw_count--;
+  delete r;
+}
+
+void TcpCore::tw_unlink(TwRecord* r) {
+  (r->prev ? r->prev->next : tw_head) = r->next;
+  (r->next ? r->next->prev : tw_tail) = r->prev;
+  r->prev = r->next = nullptr;
+}
+
+// deadlines are mostly now + 2 MSL, the latest: the walk from the tail is short
+void TcpCore::tw_link(TwRecord* r) {
+  TwRecord* after = tw_tail;
+  while (after && after->deadline > r->deadline) after = after->prev;
+  r->prev = after;
+  r->next = after ? after->next : tw_head;
+  (r->next ? r->next->prev : tw_tail) = r;
+  (after ? after->next : tw_head) = r;
+}
+
+void TcpCore::tw_expire() {
+  while (tw_head && tw_head->deadline <= now) tw_free(tw_head);
+}
+
+uint32_t TcpCore::tw_port_count(uint16_t port) const {
+  const TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), port,
+                                     [](const TwPort& x, uint16_t v) { return x.port < v; });
+  return p != tw_ports.end() && p->port == port ? p->n : 0;
+}
+
+bool TcpCore::tw_port_overlap(uint16_t port, const IpAddr& a) const {
+  if (!tw_port_count(port)) return false;
+  for (const TwRecord* r = tw_head; r; r = r->next)  // at most cfg.max_time_wait, and only at bind
+    if (r->local.port == port && r->local.addr.family == a.family && (a.is_unspecified() || r->local.addr == a)) return true;
+  return false;
+}
+
+void TcpCore::tw_send_ack(const TwRecord* r) {
+  uint8_t opts[12];
+  size_t n = 0;
+  if (r->ts_ok) {
+    opts[0] = kOptNop; opts[1] = kOptNop; opts[2] = kOptTs; opts[3] = 10;
+    put32(opts + 4, ts_now(r->ts_offset)); put32(opts + 8, r->ts_recent);
+    n = 12;
+  }
+  send_raw(r->local.addr, r->remote.addr, r->local.port, r->remote.port, r->snd_nxt, r->rcv_nxt, kAck, r->wnd, opts, n,
+           r->offload);
 }
 
 // ---------------------------------------------------------------- notifications
@@ -754,7 +851,7 @@ int TcpLayer::connect(TcpSocket* s, const Endpoint& remote) {
     if (s->bound) {
       // bound to the wildcard: the connection takes the route's source address
       TcpSocket* o = c.find_conn(src, s->local.port, remote.addr, remote.port);
-      if (o) return -EADDRNOTAVAIL;
+      if (o || c.find_tw(src, s->local.port, remote.addr, remote.port)) return -EADDRNOTAVAIL;
     }
     s->local.addr = src;
   }
@@ -768,6 +865,10 @@ int TcpLayer::connect(TcpSocket* s, const Endpoint& remote) {
     } else {
       return -EADDRNOTAVAIL;
     }
+  } else if (TwRecord* r = c.find_tw(s->local.addr, s->local.port, remote.addr, remote.port)) {
+    // the same rule for a TIME-WAIT record
+    if (r->ts_ok && c.cfg.timestamps && c.now - r->start >= 1000000) c.tw_free(r);
+    else return -EADDRNOTAVAIL;
   }
   c.init_conn_params(s);
   s->iss = c.make_isn(s->local.addr, s->local.port, remote.addr, remote.port);
@@ -832,6 +933,8 @@ long TcpLayer::recv(TcpSocket* s, uint8_t* buf, size_t cap) {
     if (s->rcv_unread == 0 && s->rbuf.allocated() && s->ofo.empty() && s->state != TcpState::Established &&
         s->state != TcpState::FinWait1 && s->state != TcpState::FinWait2)
       s->rbuf.release();
+    else if (s->rcv_unread == 0)
+      c.arm(s);  // drained: a connection with nothing in flight gives its empty buffers back (trim_idle)
     return long(k);
   }
   if (s->error) { int e = s->error; s->error = 0; return e; }
@@ -886,6 +989,10 @@ void TcpLayer::close(TcpSocket* s) {
   s->orphan = true;
   s->rd_shut = true;
   s->rbuf.release();
+  if (s->state == TcpState::TimeWait) {  // the rest of its wait as a record
+    c.tw_from(s, s->t_misc);
+    return;
+  }
   if (!s->fin_queued) {
     s->fin_queued = true;
     if (s->state == TcpState::Established || s->state == TcpState::SynReceived) s->state = TcpState::FinWait1;
@@ -1059,7 +1166,7 @@ void TcpLayer::neighbour_failed(const IpAddr& dst) {
   TcpCore& c = *core_;
   c.now = c.host.now();
   std::vector<TcpSocket*> hit;
-  for (auto& kv : c.conns) if (kv.second->remote.addr == dst) hit.push_back(kv.second);
+  c.conns.for_each([&](TcpSocket* s) { if (s->remote.addr == dst) hit.push_back(s); });
   for (TcpSocket* s : hit) {
     if (s->state == TcpState::SynSent) { c.st.attempt_fails++; c.conn_done(s, -EHOSTUNREACH); }
     else if (s->state != TcpState::TimeWait) s->soft_error = -EHOSTUNREACH;
@@ -1070,6 +1177,7 @@ void TcpLayer::neighbour_failed(const IpAddr& dst) {
 void TcpLayer::poll(Micros now) {
   TcpCore& c = *core_;
   c.now = now;
+  c.tw_expire();
   while (!c.heap.empty() && c.heap.front().at <= now) {
     std::pop_heap(c.heap.begin(), c.heap.end(), std::greater<TimerEntry>());
     TimerEntry e = c.heap.back();
@@ -1088,14 +1196,17 @@ void TcpLayer::poll(Micros now) {
   c.flush_notify();
 }
 
-Micros TcpLayer::poll_at() const { return core_->heap.empty() ? kNever : core_->heap.front().at; }
+Micros TcpLayer::poll_at() const {
+  Micros t = core_->heap.empty() ? kNever : core_->heap.front().at;
+  return core_->tw_head ? std::min(t, core_->tw_head->deadline) : t;
+}
 
 void TcpLayer::stats(TcpStats* out) const { *out = core_->st; }
 
 void TcpLayer::list(std::vector<TcpSocketInfo>* out) const {
   std::vector<const TcpSocket*> all;
   for (auto& kv : core_->ports) for (TcpSocket* s : kv.second) all.push_back(s);
-  for (auto& kv : core_->conns) all.push_back(kv.second);
+  core_->conns.for_each([&](TcpSocket* s) { all.push_back(s); });
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
   for (const TcpSocket* s : all) {
@@ -1109,8 +1220,15 @@ void TcpLayer::list(std::vector<TcpSocketInfo>* out) const {
     i.retransmits = s->total_retrans;
     out->push_back(i);
   }
+  for (const TwRecord* r = core_->tw_head; r; r = r->next) {
+    TcpSocketInfo i{};
+    i.user_id = -1;
+    i.state = tcp_state_name(TcpState::TimeWait);
+    i.local = r->local; i.remote = r->remote;
+    out->push_back(i);
+  }
 }
 
-size_t TcpLayer::socket_count() const { return core_->nsockets; }
+size_t TcpLayer::socket_count() const { return core_->nsockets + core_->tw_table.size(); }
 
 }  // namespace ms
