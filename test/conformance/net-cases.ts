@@ -267,16 +267,25 @@ export function assertThrowsLikeNode(scope: Scope, what: string, code: string, a
   assert.equal(act.message, ref.message, `${what}: message`);
 }
 
-/** a port on `side` that nothing listens on (listen on 0, close) */
+/**
+ * A port on `side` that nothing listens on and no connection holds. Not from listen(0): a
+ * listener takes a port that a connection in TIME-WAIT still holds (SO_REUSEADDR), and a client
+ * bound to it without that option then fails with EADDRINUSE. So a random port below the
+ * ephemeral range (32768 and up on Linux and on user stacks), where no connection takes its local
+ * port from, checked by listening on it.
+ */
 export async function freePort(side: Side): Promise<number> {
-  const srv = side.net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, side.host, () => resolve());
-  });
-  const port = (srv.address() as nodeNet.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
+  for (let tries = 0; ; tries++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const srv = side.net.createServer();
+    const ok = await new Promise<boolean>((resolve, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' && tries < 50 ? resolve(false) : reject(e)));
+      srv.listen(port, side.host, () => resolve(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    return port;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
