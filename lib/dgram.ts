@@ -35,7 +35,7 @@ import {
 } from './errors';
 import {
   AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM,
-  type Datagram, type RawSocket, type SockOpt, type Stack,
+  RECVMMSG_MAX, type Datagram, type RawSocket, type SockOpt, type Stack,
 } from './raw';
 
 // ---- optional capabilities, beyond the raw.ts contract
@@ -74,8 +74,6 @@ type Lookup = NonNullable<SocketOptions['lookup']>;
 
 /** datagrams read per 'readable' event; the rest is read on the next loop turn (readiness is level-triggered) */
 const MAX_READS_PER_TURN = 256;
-/** a raw socket's recvmmsg() takes at most this many per call (handle-socket.ts); a shorter batch means the queue is empty */
-const MANY_HINT = 64;
 /** the send queue (datagrams waiting for the raw socket to be writable) holds at most this many... */
 const MAX_QUEUED_DATAGRAMS = 1024;
 /** ...and at most this many bytes; beyond, send() fails with ENOBUFS */
@@ -251,8 +249,6 @@ export class Socket extends EventEmitter {
   #bindState = UNBOUND;
   #connectState = DISCONNECTED;
   #receiving = false;
-  /** the last destination found to be an IP address (sends to it skip the check) */
-  #lastLiteral = '';
   #closed = false;
   /** close() was called while a bind was in progress: it runs after the calls queued before it */
   #closing = false;
@@ -569,8 +565,11 @@ export class Socket extends EventEmitter {
       const raw = this.#raw;
       if (!raw || !this.#receiving) return;
       let batch: Datagram[] | null;
+      // with recvmmsg, a batch shorter than asked for means the queue is empty for now (what
+      // arrives while the handlers run is reported again, readiness being level-triggered)
+      const want = raw.recvmmsg ? Math.min(MAX_READS_PER_TURN - n, RECVMMSG_MAX) : 0;
       try {
-        if (raw.recvmmsg) batch = raw.recvmmsg(MAX_READS_PER_TURN - n);
+        if (want) batch = raw.recvmmsg!(want);
         else {
           const d = raw.recvfrom();
           batch = d ? [d] : null;
@@ -582,9 +581,7 @@ export class Socket extends EventEmitter {
       }
       if (batch === null) return;
       n += batch.length;
-      // fewer than asked for: the queue was empty (what arrives while the handlers run is
-      // reported again, readiness being level-triggered)
-      const drained = raw.recvmmsg !== undefined && batch.length < Math.min(MAX_READS_PER_TURN - n + batch.length, MANY_HINT);
+      const drained = batch.length < want;
       for (const d of batch) {
         // a handler may close the socket: what is left of the batch goes with it
         if (this.#raw !== raw || !this.#receiving) return;
@@ -776,10 +773,9 @@ export class Socket extends EventEmitter {
     }
     // Node: the error of a send without address names the host 'undefined'; here, the loopback
     const host = address ?? this.#loopback;
-    if (!this.#lookup && (host === this.#lastLiteral || isIP(host) !== 0)) {
+    if (!this.#lookup && isIP(host) !== 0) {
       // an address already: no lookup, but still sent on the next tick, as Node's lookup of a
       // literal answers then (a close() right after send() drops the datagram, as there)
-      this.#lastLiteral = host;
       process.nextTick(Socket.#transmitLiteral, this, list, host, port, callback);
       return;
     }

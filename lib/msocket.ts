@@ -22,7 +22,7 @@ export type { NetnsStack, NetnsStackOptions, NetnsInterfaceOptions, NetnsTap } f
 // ----
 
 export type { RawSocket, Stack, SockAddr, Datagram, SockOpt } from './raw';
-export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, SHUT_RD, SHUT_WR, SHUT_RDWR } from './raw';
+export { AF_INET, AF_INET6, AF_UNSPEC, SOCK_DEFAULT, SOCK_DGRAM, SOCK_STREAM, RECVMMSG_MAX, SHUT_RD, SHUT_WR, SHUT_RDWR } from './raw';
 export { kernelStack, kernelStackWithOwnClasses };
 export type { StackOptions, UserStack, InterfaceOptions, ImpairOptions, TcpOptions, RouteOptions, SocketRow, InterfaceInfo } from './stacks/user';
 export { parseConfigString, openLinkPort } from './stacks/user';

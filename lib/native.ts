@@ -30,12 +30,6 @@ export interface NativeKernel {
   recv(fd: number): Buffer | number;
   /** [data, address, port, family, truncated] */
   recvfrom(fd: number): [Buffer, string, number, number, boolean] | number;
-  /**
-   * several datagrams in one call (the user stack only): copied back to back into buf; for
-   * datagram i, meta[4i..4i+3] = bytes copied, its whole size, port, family << 16 | index into
-   * addrs (filled with the sources' texts). The count, 0 when none is queued, or -errno.
-   */
-  recvmany?(fd: number, buf: Uint8Array, meta: Int32Array, addrs: string[]): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   /** stop owning fd (handed to Node's own handles) */

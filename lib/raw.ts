@@ -18,6 +18,8 @@ export const AF_INET6 = 10;
 export const SOCK_DEFAULT = 0;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+/** the most datagrams one recvmmsg() call returns */
+export const RECVMMSG_MAX = 64;
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
@@ -88,8 +90,10 @@ export interface RawSocket extends EventEmitter {
   /** datagram: the next datagram, or null when none. */
   recvfrom(): Datagram | null;
   /**
-   * datagram, optional: up to `max` queued datagrams in one call (recvmmsg), or null when none;
-   * throws like recvfrom() when none was taken and an error is pending.
+   * datagram, optional (user stacks have it): up to `max` (at most RECVMMSG_MAX) queued
+   * datagrams in one call, or null when none; throws like recvfrom() when none was taken and an
+   * error is pending. Fewer than asked for means the queue is empty, or that the next datagram
+   * did not fit this call and comes whole with the next.
    */
   recvmmsg?(max: number): Datagram[] | null;
 

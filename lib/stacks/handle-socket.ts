@@ -17,7 +17,7 @@ const E = osConstants.errno;
 /** the calls a handle-based socket needs; the kernel's and the user stack's have this shape */
 export type SocketOps = Pick<NativeKernel,
   'bind' | 'listen' | 'accept' | 'connect' | 'getsockname' | 'getpeername' | 'send' | 'sendv' |
-  'sendto' | 'recv' | 'recvfrom' | 'recvmany' | 'shutdown' | 'close' | 'abort' | 'setsockopt' | 'getsockopt' |
+  'sendto' | 'recv' | 'recvfrom' | 'shutdown' | 'close' | 'abort' | 'setsockopt' | 'getsockopt' |
   'membership' | 'multicastInterface'>;
 
 /** [level, optname] for each option, Linux values (the user stack uses the same numbers) */
@@ -36,15 +36,6 @@ export function familyName(domain: number): 'IPv4' | 'IPv6' {
 function toSockAddr(a: NativeAddr): SockAddr {
   return { address: a[0], port: a[1], family: familyName(a[2]) };
 }
-
-/** recvmany's scratch, one per thread: each call's datagrams are copied out before the next.
- * Larger than any datagram (64 KiB), so the first one queued always fits whole. */
-const SCRATCH_BYTES = 256 * 1024;
-/** datagrams per recvmany call at most */
-const MANY_MAX = 64;
-let scratch: Buffer | null = null;
-const scratchMeta = new Int32Array(4 * MANY_MAX);
-const scratchAddrs: string[] = [];
 
 export const READABLE = 1;
 export const WRITABLE = 2;
@@ -101,7 +92,7 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
   get fd(): number { return this._fd; }
   get closed(): boolean { return this._fd < 0; }
 
-  private check(syscall: string): number {
+  protected check(syscall: string): number {
     if (this._fd < 0) throw systemError('EBADF', syscall);
     return this._fd;
   }
@@ -195,37 +186,6 @@ export abstract class HandleRawSocket extends EventEmitter implements RawSocket 
     const d: Datagram = { data: r[0], address: r[1], port: r[2], family: familyName(r[3]) };
     if (r[4]) d.truncated = true;
     return d;
-  }
-
-  recvmmsg(max: number): Datagram[] | null {
-    const many = this.k.recvmany;
-    if (!many) {
-      const d = this.recvfrom();
-      return d ? [d] : null;
-    }
-    const fd = this.check('recvmsg');
-    scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
-    const meta = scratchMeta;
-    const want = Math.max(1, Math.min(MANY_MAX, max | 0));
-    const n = many.call(this.k, fd, scratch, want < MANY_MAX ? meta.subarray(0, 4 * want) : meta, scratchAddrs);
-    if (n <= 0) {
-      if (n === 0 || n === -E.EAGAIN) return null;
-      throw systemError(n, 'recvmsg');
-    }
-    const out: Datagram[] = new Array(n);
-    let off = 0;
-    for (let i = 0, j = 0; i < n; i++, j += 4) {
-      const len = meta[j];
-      // a copy of its own (small ones from Node's Buffer pool), never a view of the scratch
-      const data = Buffer.allocUnsafe(len);
-      if (len) scratch.copy(data, 0, off, off + len);
-      off += len;
-      const tag = meta[j + 3];
-      const d: Datagram = { data, address: scratchAddrs[tag & 0xffff], port: meta[j + 2], family: familyName(tag >>> 16) };
-      if (meta[j + 1] > len) d.truncated = true;
-      out[i] = d;
-    }
-    return out;
   }
 
   shutdown(how: number): void {

@@ -10,10 +10,10 @@ import { constants as osConstants } from 'os';
 import { codedError, invalidArgType, invalidArgValue, systemError } from '../errors';
 import { native } from '../native';
 import {
-  AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM,
-  type LookupCallback, type RawSocket, type Stack,
+  AF_INET, AF_INET6, RECVMMSG_MAX, SOCK_DGRAM, SOCK_STREAM,
+  type Datagram, type LookupCallback, type RawSocket, type Stack,
 } from '../raw';
-import { F_SUBCLASS, HandleRawSocket, READABLE, WRITABLE, type SocketOps } from './handle-socket';
+import { F_SUBCLASS, HandleRawSocket, READABLE, WRITABLE, familyName, type SocketOps } from './handle-socket';
 import { setTapLinkAttacher } from './netns';
 import { StackResolver } from '../dns';
 import { DhcpClient, type DhcpLease, type DhcpOptions } from '../dhcp';
@@ -216,6 +216,12 @@ export function parseConfigString(text: string): StackOptions {
 // ---- the native side
 
 interface NativeUserStack extends SocketOps {
+  /**
+   * a UDP socket's queued datagrams in one call, copied back to back into buf; for datagram i,
+   * meta[4i..4i+3] = bytes copied, its whole size, port, family << 16 | index into addrs (filled
+   * with the sources' texts). The count, 0 when none is queued, or -errno.
+   */
+  recvmany(sd: number, buf: Uint8Array, meta: Int32Array, addrs: string[]): number;
   addInterface(o: { name?: string; mac?: string; mtu?: number; forceChecksums?: boolean; ipv6?: boolean; slaac?: boolean }): number;
   attachHub(ifindex: number, hub: string): number;
   attachLink(ifindex: number, url: string): number | [number, string];
@@ -395,6 +401,13 @@ function dispatchPing(id: number, key: number, status: number, rttUs: number, fr
   stacksById.get(id)?.onPing(key, status, rttUs, from);
 }
 
+/** recvmmsg's scratch, one per thread: each call's datagrams are copied out before the next.
+ * Larger than any datagram (64 KiB), so the first one queued always fits whole. */
+const SCRATCH_BYTES = 256 * 1024;
+let scratch: Buffer | null = null;
+const scratchMeta = new Int32Array(4 * RECVMMSG_MAX);
+const scratchAddrs: string[] = [];
+
 /** A socket of a user stack: an engine descriptor; readiness pushed by the runtime. */
 export class UserRawSocket extends HandleRawSocket {
   private readonly owner: UserStack;
@@ -463,6 +476,33 @@ export class UserRawSocket extends HandleRawSocket {
   override abort(): void {
     if (this._fd >= 0) this.owner.socketsBySd.delete(this._fd);
     super.abort();
+  }
+
+  /** up to `max` queued datagrams in one native call */
+  recvmmsg(max: number): Datagram[] | null {
+    const fd = this.check('recvmsg');
+    scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+    const meta = scratchMeta;
+    const want = Math.max(1, Math.min(RECVMMSG_MAX, max | 0));
+    const n = this.owner.native.recvmany(fd, scratch, want < RECVMMSG_MAX ? meta.subarray(0, 4 * want) : meta, scratchAddrs);
+    if (n <= 0) {
+      if (n === 0 || n === -E.EAGAIN) return null;
+      throw systemError(n, 'recvmsg');
+    }
+    const out: Datagram[] = new Array(n);
+    let off = 0;
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const len = meta[j];
+      // a copy of its own (small ones from Node's Buffer pool), never a view of the scratch
+      const data = Buffer.allocUnsafe(len);
+      if (len) scratch.copy(data, 0, off, off + len);
+      off += len;
+      const tag = meta[j + 3];
+      const d: Datagram = { data, address: scratchAddrs[tag & 0xffff], port: meta[j + 2], family: familyName(tag >>> 16) };
+      if (meta[j + 1] > len) d.truncated = true;
+      out[i] = d;
+    }
+    return out;
   }
 
   /** the stack closed under this socket */
