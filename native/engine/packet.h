@@ -41,6 +41,13 @@ class PacketBuf {
   size_t capacity() const { return cap_; }
   /** empty again, with `headroom` bytes before the start (needs headroom <= capacity()) */
   void reset(size_t headroom = kDefaultHeadroom) { head_ = tail_ = headroom; }
+  /** at least n bytes of headroom: moves the payload to a fresh buffer when it has fewer */
+  void ensure_headroom(size_t n) {
+    if (head_ >= n) return;
+    PacketBuf c(size(), n > kDefaultHeadroom ? n : kDefaultHeadroom);
+    c.append(data(), size());
+    *this = std::move(c);
+  }
   /** a copy with the same headroom */
   PacketBuf clone() const { PacketBuf c(size(), head_); c.append(data(), size()); return c; }
 

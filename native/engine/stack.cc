@@ -111,8 +111,8 @@ int Stack::remove_address(int ifindex, const IpAddr& addr) {
   if (!ifp) return -ENODEV;
   for (size_t i = 0; i < ifp->addrs.size(); i++) {
     if (ifp->addrs[i].addr == addr) {
+      if (addr.family == 6) { remove_address6(ifp, i); return 0; }
       uint8_t prefix = ifp->addrs[i].prefix;
-      if (addr.family == 6) { dad_failed(ifp, ifp->addrs[i].addr); stats_.icmp6.dad_failures--; return 0; }
       ifp->addrs.erase(ifp->addrs.begin() + long(i));
       remove_connected_route(ifp, addr, prefix);
       rc_gen_ = 0;

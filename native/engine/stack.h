@@ -342,6 +342,8 @@ class Stack final : public TcpHost {
   void ndp_neighbour_update(Interface* ifp, const IpAddr& addr, const MacAddr& mac, bool solicited, bool override, bool is_na);
   void ndp_probe(Interface* ifp, Neighbour* n, bool unicast);
   void ndp_poll();
+  /** take address i off ifp (its connected route, its solicited-node group); the entry */
+  IfAddr remove_address6(Interface* ifp, size_t i);
   void dad_failed(Interface* ifp, IpAddr addr);
   int add_address6(Interface* ifp, const IpAddr& addr, uint8_t prefix, bool autoconf, Micros valid_until, uint8_t dad_counter = 0);
   void slaac_iid(const Interface* ifp, const IpAddr& prefix, uint8_t dad_counter, uint8_t* out8) const;
@@ -367,7 +369,6 @@ class Stack final : public TcpHost {
   int udp_connect(UdpSocket* s, const Endpoint& ep);
   bool udp_conflict(const UdpSocket* s, const IpAddr& addr, uint16_t port, bool reuseaddr, bool reuseport) const;
   void udp_unhash(UdpSocket* s);
-  UdpSocket* udp_lookup_error(const uint8_t* inner_src, uint16_t sport, const uint8_t* inner_dst, uint16_t dport);
   void udp_error(const uint8_t* inner_ip, size_t len, int err, bool fatal);
   /** the datagram s sends to dport (UDP header with a zero checksum, then buf) built in tx_,
       the reusable transmit buffer; its first byte */

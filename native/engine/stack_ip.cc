@@ -233,11 +233,7 @@ int Stack::ip_output(const IpAddr& src_in, const IpAddr& dst, uint8_t proto, Pac
   const IpAddr& src = src_in.family == 4 && !src_in.is_unspecified() ? src_in : rr.src;
   size_t total = pkt.size() + wire::kIpv4Header;
   if (total > 65535) { st.out_discards++; return -EMSGSIZE; }
-  if (pkt.headroom() < wire::kIpv4Header + wire::kEthHeader) {
-    PacketBuf c(pkt.size());
-    c.append(pkt.data(), pkt.size());
-    pkt = std::move(c);
-  }
+  pkt.ensure_headroom(wire::kIpv4Header + wire::kEthHeader);
   wire::Ipv4Header h;
   std::memcpy(h.src, src.b, 4);
   std::memcpy(h.dst, dst.b, 4);

@@ -185,15 +185,20 @@ int Stack::add_address6(Interface* ifp, const IpAddr& addr_in, uint8_t prefix, b
   return 0;
 }
 
+IfAddr Stack::remove_address6(Interface* ifp, size_t i) {
+  IfAddr x = ifp->addrs[i];
+  ifp->addrs.erase(ifp->addrs.begin() + long(i));
+  if (x.prefix < 128 && !v6_linklocal(x.addr.b)) remove_connected_route(ifp, x.addr, x.prefix);
+  mld_leave(ifp, solicited_node(x.addr));
+  rc_gen_ = 0;
+  return x;
+}
+
 void Stack::dad_failed(Interface* ifp, IpAddr addr) {
   stats_.icmp6.dad_failures++;
   for (size_t i = 0; i < ifp->addrs.size(); i++) {
     if (ifp->addrs[i].addr != addr) continue;
-    IfAddr x = ifp->addrs[i];
-    ifp->addrs.erase(ifp->addrs.begin() + long(i));
-    if (x.prefix < 128 && !v6_linklocal(addr.b)) remove_connected_route(ifp, addr, x.prefix);
-    mld_leave(ifp, solicited_node(addr));
-    rc_gen_ = 0;
+    IfAddr x = remove_address6(ifp, i);
     if (!x.autoconf || !x.tentative) return;
     // a conflict on an autoconfigured address: RFC 7217 6 tries the next DAD counter (at most
     // IDGEN_RETRIES = 3 more); with EUI-64 identifiers the address is not formed again
@@ -298,11 +303,7 @@ int Stack::ip6_output(const IpAddr& src_in, const IpAddr& dst, uint8_t nh, Packe
   const IpAddr& src = src_in.family == 6 && !src_in.is_unspecified() ? src_in : rr.src;
   size_t plen = pkt.size();
   if (plen > 65535) { st.out_discards++; return -EMSGSIZE; }
-  if (pkt.headroom() < wire::kIpv6Header + wire::kEthHeader) {
-    PacketBuf c(pkt.size());
-    c.append(pkt.data(), pkt.size());
-    pkt = std::move(c);
-  }
+  pkt.ensure_headroom(wire::kIpv6Header + wire::kEthHeader);
   wire::Ipv6Header h;
   std::memcpy(h.src, src.b, 16);
   std::memcpy(h.dst, dst.b, 16);
@@ -607,11 +608,7 @@ void Stack::icmp6_send(Interface* ifp, const IpAddr& src, const IpAddr& dst, Pac
   uint16_t c = wire::csum_finish(wire::csum_add(acc, q, b.size()));
   std::memcpy(q + 2, &c, 2);
   size_t ext = router_alert ? 8 : 0;
-  if (b.headroom() < wire::kIpv6Header + ext + wire::kEthHeader) {
-    PacketBuf c2(b.size());
-    c2.append(b.data(), b.size());
-    b = std::move(c2);
-  }
+  b.ensure_headroom(wire::kIpv6Header + ext + wire::kEthHeader);
   if (router_alert) {
     uint8_t* hbh = b.prepend(8);
     hbh[0] = wire::kNextIcmpv6; hbh[1] = 0;

@@ -48,11 +48,7 @@ void Stack::input(int ifindex, const uint8_t* frame, size_t len) {
 }
 
 void Stack::eth_output(Interface* ifp, const MacAddr& dst, uint16_t type, PacketBuf& pkt) {
-  if (pkt.headroom() < wire::kEthHeader) {
-    PacketBuf c(pkt.size(), wire::kEthHeader + 32);
-    c.append(pkt.data(), pkt.size());
-    pkt = std::move(c);
-  }
+  pkt.ensure_headroom(wire::kEthHeader);
   uint8_t* h = pkt.prepend(wire::kEthHeader);
   wire::emit_ethernet(h, dst, ifp->mac, type);
   stats_.eth.out_frames++;

@@ -78,8 +78,7 @@ void Stack::udp_input(Interface* ifp, const IpAddr& src_in, const IpAddr& dst, c
     bool any = false;
     if (it != udp_ports_.end()) {
       for (UdpSocket* s : it->second) {
-        if (s->family == 4 ? dst.family != 4 : (dst.family == 4 && s->v6only)) continue;
-        if (!s->local.addr.is_unspecified() && !same_addr(s->local.addr, seen_by(s, dst))) continue;
+        if (!udp_local_match(s, dst)) continue;
         IpAddr from = seen_by(s, src);
         if (s->connected && (s->remote.addr != from || s->remote.port != uh.src_port)) continue;
         any = true;
@@ -251,20 +250,15 @@ int Stack::udp_connect(UdpSocket* s, const Endpoint& ep) {
       e = route_v6(ep.addr, int(ep.addr.scope), &rr);
     }
     if (e < 0) return e;
-    e = udp_autobind(s);
+  } else {
+    int mcast_if = 0;
+    if (v4_multicast(ep.addr.b) && s->mcast_if.is_set())
+      for (auto& i : ifs_) for (auto& x : i->addrs) if (x.addr == s->mcast_if) mcast_if = i->index;
+    int e = route_v4(ep.addr, mcast_if, &rr);
     if (e < 0) return e;
-    if (s->local.addr.is_unspecified()) s->local.addr = rr.src;
-    s->remote = ep;
-    s->connected = true;
-    return 0;
+    if (rr.broadcast && !v4_multicast(ep.addr.b) && !s->broadcast) return -EACCES;
   }
-  int mcast_if = 0;
-  if (v4_multicast(ep.addr.b) && s->mcast_if.is_set())
-    for (auto& i : ifs_) for (auto& x : i->addrs) if (x.addr == s->mcast_if) mcast_if = i->index;
-  int e = route_v4(ep.addr, mcast_if, &rr);
-  if (e < 0) return e;
-  if (rr.broadcast && !v4_multicast(ep.addr.b) && !s->broadcast) return -EACCES;
-  e = udp_autobind(s);
+  int e = udp_autobind(s);
   if (e < 0) return e;
   if (s->local.addr.is_unspecified()) s->local.addr = rr.src;
   s->remote = ep;

@@ -247,6 +247,11 @@ struct TcpSocket {
   uint32_t send_window_end() const { return snd_wl2 + snd_wnd; }
   uint32_t data_end() const { return snd_buf_seq + uint32_t(sbuf.size()); }
   bool synchronized() const { return state >= TcpState::Established || state == TcpState::SynReceived; }
+  /** a state in which sent data may be outstanding and sent again */
+  bool sends_data() const {
+    return state == TcpState::Established || state == TcpState::CloseWait || state == TcpState::FinWait1 ||
+           state == TcpState::Closing || state == TcpState::LastAck;
+  }
 };
 
 /** congestion control behind a small interface; per-connection state lives in TcpSocket */

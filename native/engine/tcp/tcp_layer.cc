@@ -377,6 +377,12 @@ void TcpCore::conn_done(TcpSocket* s, int err) {
 
 // ---------------------------------------------------------------- TIME-WAIT records
 
+// tw_ports is sorted by port: where port's entry is, or would go
+template <class V>
+static auto tw_port_pos(V& ports, uint16_t port) {
+  return std::lower_bound(ports.begin(), ports.end(), port, [](const TcpCore::TwPort& x, uint16_t v) { return x.port < v; });
+}
+
 void TcpCore::tw_from(TcpSocket* s, Micros deadline) {
   auto* r = new TwRecord();
   r->local = s->local; r->remote = s->remote;
@@ -391,8 +397,7 @@ void TcpCore::tw_from(TcpSocket* s, Micros deadline) {
   tw_table.put(r);
   tw_link(r);
   st.tw_records++;
-  TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), r->local.port,
-                               [](const TwPort& x, uint16_t v) { return x.port < v; });
+  TwPort* p = tw_port_pos(tw_ports, r->local.port);
   if (p != tw_ports.end() && p->port == r->local.port) p->n++;
   else tw_ports.insert(p, TwPort{r->local.port, 1});
   tw_count++;
@@ -401,8 +406,7 @@ void TcpCore::tw_from(TcpSocket* s, Micros deadline) {
 void TcpCore::tw_free(TwRecord* r) {
   tw_table.erase(r);
   tw_unlink(r);
-  TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), r->local.port,
-                               [](const TwPort& x, uint16_t v) { return x.port < v; });
+  TwPort* p = tw_port_pos(tw_ports, r->local.port);
   if (p != tw_ports.end() && p->port == r->local.port && --p->n == 0) tw_ports.erase(p);
   if (tw_ports.empty()) tw_ports.shrink_to_fit();
   tw_count--;
@@ -430,8 +434,7 @@ void TcpCore::tw_expire() {
 }
 
 uint32_t TcpCore::tw_port_count(uint16_t port) const {
-  const TwPort* p = std::lower_bound(tw_ports.begin(), tw_ports.end(), port,
-                                     [](const TwPort& x, uint16_t v) { return x.port < v; });
+  const TwPort* p = tw_port_pos(tw_ports, port);
   return p != tw_ports.end() && p->port == port ? p->n : 0;
 }
 

@@ -329,11 +329,7 @@ void TcpCore::rack_on_ack(TcpSocket* s, const TcpSegment& seg, AckInfo& ai, bool
 
 void TcpCore::rack_timeout(TcpSocket* s) {
   if (!s->sack_ok || s->loss_state || s->snd_una == s->snd_max) return;
-  switch (s->state) {
-    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
-    case TcpState::Closing: case TcpState::LastAck: break;
-    default: return;
-  }
+  if (!s->sends_data()) return;
   uint32_t before = s->lost_pending;
   rack_detect_loss(s);
   if (s->lost_pending != before) st.rack_timeouts++;
@@ -348,11 +344,7 @@ void TcpCore::tlp_schedule(TcpSocket* s) {
   if (!s->sack_ok || !cfg.tlp || s->tlp_active || s->in_recovery || s->loss_state || s->sacked_bytes ||
       s->snd_una == s->snd_max)
     return;
-  switch (s->state) {
-    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
-    case TcpState::Closing: case TcpState::LastAck: break;
-    default: return;
-  }
+  if (!s->sends_data()) return;
   Micros pto = 1000000;
   if (s->rtt_seeded) {
     pto = 2 * Micros(s->srtt_us);
@@ -366,14 +358,10 @@ void TcpCore::tlp_schedule(TcpSocket* s) {
 
 void TcpCore::tlp_fire(TcpSocket* s) {
   if (!s->sack_ok) { una_probe_fire(s); return; }
-  if (!s->sack_ok || !cfg.tlp || s->tlp_active || s->in_recovery || s->loss_state || s->sacked_bytes ||
+  if (!cfg.tlp || s->tlp_active || s->in_recovery || s->loss_state || s->sacked_bytes ||
       s->snd_una == s->snd_max || s->txq.empty())
     return;
-  switch (s->state) {
-    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
-    case TcpState::Closing: case TcpState::LastAck: break;
-    default: return;
-  }
+  if (!s->sends_data()) return;
   uint32_t end = s->data_end(), wnd_end = s->send_window_end();
   bool sent = false;
   if (s->snd_nxt == s->snd_max && seq_lt(s->snd_max, end) && seq_lt(s->snd_max, wnd_end)) {
@@ -427,11 +415,7 @@ void TcpCore::una_probe_schedule(TcpSocket* s) {
   if (s->sack_ok || !cfg.tlp || s->loss_state || s->snd_una == s->snd_max || !s->rtt_seeded ||
       (s->probe_on && s->probe_una == s->snd_una))
     return;
-  switch (s->state) {
-    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
-    case TcpState::Closing: case TcpState::LastAck: break;
-    default: return;
-  }
+  if (!s->sends_data()) return;
   Micros pto = 2 * Micros(s->srtt_us);
   if (s->snd_max - s->snd_una <= s->mss + 1) pto += Micros(cfg.tlp_max_ack_delay_ms) * 1000;
   pto = std::max(pto, kTlpMinPto);
@@ -441,13 +425,9 @@ void TcpCore::una_probe_schedule(TcpSocket* s) {
 }
 
 void TcpCore::una_probe_fire(TcpSocket* s) {
-  if (s->sack_ok || !cfg.tlp || s->loss_state || s->snd_una == s->snd_max || (s->probe_on && s->probe_una == s->snd_una))
+  if (!cfg.tlp || s->loss_state || s->snd_una == s->snd_max || (s->probe_on && s->probe_una == s->snd_una))
     return;
-  switch (s->state) {
-    case TcpState::Established: case TcpState::CloseWait: case TcpState::FinWait1:
-    case TcpState::Closing: case TcpState::LastAck: break;
-    default: return;
-  }
+  if (!s->sends_data()) return;
   st.tlp_probes++;
   s->probe_on = true;
   s->probe_una = s->snd_una;
