@@ -11,6 +11,19 @@ using namespace tw;
 
 static StackConfig no_dad() { StackConfig c; c.dad = false; return c; }
 
+/** the MAC of sink_iface()'s interface */
+static const MacAddr kSinkMac = [] { MacAddr m; m.b[0] = 2; m.b[5] = 1; return m; }();
+
+/** an interface of st on link with MAC kSinkMac and fd00::1/64; its index */
+static int sink_iface(Stack& st, SinkLink& link) {
+  InterfaceConfig ic;
+  ic.mac = kSinkMac;
+  ic.link = &link;
+  int ifx = st.add_interface(ic);
+  CHECK_EQ(st.add_address(ifx, ip("fd00::1"), 64), 0);
+  return ifx;
+}
+
 static int sock(Stack& s, int domain, int type, const char* addr, uint16_t port) {
   int sd = s.socket(domain, type, 0);
   if (sd < 0) return sd;
@@ -241,23 +254,19 @@ TEST("ipv6: duplicate address detection keeps an address tentative, then gives i
 TEST("ipv6: unknown next header gets a parameter problem; unknown options follow their action bits") {
   SinkLink link;
   Stack st(no_dad());
-  InterfaceConfig ic;
-  ic.mac.b[0] = 2; ic.mac.b[5] = 1;
-  ic.link = &link;
-  int ifx = st.add_interface(ic);
-  CHECK_EQ(st.add_address(ifx, ip("fd00::1"), 64), 0);
+  int ifx = sink_iface(st, link);
   // the sender's link address, so that the error can go out at once
   std::vector<uint8_t> na(32, 0);
   na[0] = 136; na[4] = 0x20;
   IpAddr peer = ip("fd00::9");
   std::memcpy(na.data() + 8, peer.b, 16);
   na[24] = 2; na[25] = 1; na[26] = 2; na[31] = 0x99;
-  auto f0 = frame6(ic.mac, "fd00::9", "fd00::1", 253, {1, 2, 3, 4, 5, 6, 7, 8});
+  auto f0 = frame6(kSinkMac, "fd00::9", "fd00::1", 253, {1, 2, 3, 4, 5, 6, 7, 8});
   link.frames.clear();
   st.input(ifx, f0.data(), f0.size());
   CHECK_EQ(st.stats().ip6.in_unknown_protos, 1u);
   // the reply waits for NDP: an NS went out; answer it
-  auto fna = frame6(ic.mac, "fd00::9", "fd00::1", 58, na, 255, 0);
+  auto fna = frame6(kSinkMac, "fd00::9", "fd00::1", 58, na, 255, 0);
   st.input(ifx, fna.data(), fna.size());
   bool pp = false;
   for (auto& f : link.frames)
@@ -268,13 +277,13 @@ TEST("ipv6: unknown next header gets a parameter problem; unknown options follow
   std::vector<uint8_t> echo = {128, 0, 0, 0, 0x12, 0x34, 0, 1};
   std::vector<uint8_t> pl = dst_opts;
   pl.insert(pl.end(), echo.begin(), echo.end());
-  auto f1 = frame6(ic.mac, "fd00::9", "fd00::1", 60, pl, 64, 8);
+  auto f1 = frame6(kSinkMac, "fd00::9", "fd00::1", 60, pl, 64, 8);
   uint64_t reps = st.stats().icmp6.out_echo_reps;
   st.input(ifx, f1.data(), f1.size());
   CHECK_EQ(st.stats().icmp6.out_echo_reps, reps + 1);
   // action 01 (discard silently)
   pl[2] = 0x5e;
-  auto f2 = frame6(ic.mac, "fd00::9", "fd00::1", 60, pl, 64, 8);
+  auto f2 = frame6(kSinkMac, "fd00::9", "fd00::1", 60, pl, 64, 8);
   st.input(ifx, f2.data(), f2.size());
   CHECK_EQ(st.stats().icmp6.out_echo_reps, reps + 1);
   CHECK_EQ(st.stats().ip6.in_discards, 1u);
@@ -282,7 +291,7 @@ TEST("ipv6: unknown next header gets a parameter problem; unknown options follow
   uint64_t errs = st.stats().icmp6.out_parm_problems;
   std::vector<uint8_t> two = {0, 0, 1, 4, 0, 0, 0, 0, 58, 0, 1, 4, 0, 0, 0, 0};  // dest opts -> hop-by-hop
   two[0] = 0;
-  auto f3 = frame6(ic.mac, "fd00::9", "fd00::1", 60, two);
+  auto f3 = frame6(kSinkMac, "fd00::9", "fd00::1", 60, two);
   st.input(ifx, f3.data(), f3.size());
   CHECK_EQ(st.stats().icmp6.out_parm_problems, errs + 1);
 }
@@ -292,11 +301,7 @@ TEST("ipv6: Packet Too Big lowers the path MTU per destination, never below 1280
   cfg.pmtu_entries = 4;
   SinkLink link;
   Stack st(cfg);
-  InterfaceConfig ic;
-  ic.mac.b[0] = 2; ic.mac.b[5] = 1;
-  ic.link = &link;
-  int ifx = st.add_interface(ic);
-  CHECK_EQ(st.add_address(ifx, ip("fd00::1"), 64), 0);
+  int ifx = sink_iface(st, link);
   for (int i = 0; i < 10; i++) {
     // quote a packet of ours to fd00::1:<i>
     std::vector<uint8_t> q(48, 0);
@@ -309,7 +314,7 @@ TEST("ipv6: Packet Too Big lowers the path MTU per destination, never below 1280
     if (i == 0) ptb[6] = 0x03;  // 768: raised to 1280
     if (i == 1) { ptb[6] = 0x05; ptb[7] = 0xdc; }  // 1500
     ptb.insert(ptb.end(), q.begin(), q.end());
-    auto f = frame6(ic.mac, "fd00::fe", "fd00::1", 58, ptb, 64, 0);
+    auto f = frame6(kSinkMac, "fd00::fe", "fd00::1", 58, ptb, 64, 0);
     st.input(ifx, f.data(), f.size());
     if (i == 0) CHECK_EQ(st.path_mtu(d), 1280u);
     if (i == 1) CHECK_EQ(st.path_mtu(d), 1500u);
@@ -495,18 +500,14 @@ TEST("ipv6: hostile bytes (random, truncated chains, fragments) never crash or l
   Rng rng(42);
   SinkLink link;
   Stack st(no_dad());
-  InterfaceConfig ic;
-  ic.mac.b[0] = 2; ic.mac.b[5] = 1;
-  ic.link = &link;
-  int ifx = st.add_interface(ic);
-  CHECK_EQ(st.add_address(ifx, ip("fd00::1"), 64), 0);
+  int ifx = sink_iface(st, link);
   IpAddr me = ip("fd00::1");
   const uint8_t nhs[] = {0, 43, 44, 58, 59, 60, 6, 17, 253};
   for (int i = 0; i < 200000; i++) {
     size_t n = 14 + 40 + rng.below(200);
     std::vector<uint8_t> f(n);
     for (auto& b : f) b = uint8_t(rng.next());
-    std::memcpy(f.data(), ic.mac.b, 6);
+    std::memcpy(f.data(), kSinkMac.b, 6);
     f[12] = 0x86; f[13] = 0xdd;
     if (rng.below(4)) {
       f[14] = 0x60;

@@ -1,14 +1,10 @@
 // Cheap stacks: 10,000 stacks created and destroyed; memory per idle stack (mallinfo2, or
 // the sanitizer allocator's count under ASan); 1,000 stacks on one hub.
-#include <malloc.h>
-
 #include <chrono>
 
 #include "check.h"
+#include "heap.h"
 #include "world.h"
-#if defined(__SANITIZE_ADDRESS__)
-extern "C" size_t __sanitizer_get_current_allocated_bytes();
-#endif
 
 using namespace tw;
 
@@ -19,14 +15,6 @@ static const size_t kSlack = 4096;  // the sanitizer counts exactly
 static const char* kBuild = "plain build";
 static const size_t kSlack = 65536;  // glibc keeps some memory of its own (stdio, arenas)
 #endif
-
-static size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__)
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  return mallinfo2().uordblks;
-#endif
-}
 
 TEST("scale: 10,000 idle stacks (interface, address, route): memory and time per stack, no leak") {
   const int N = 10000;

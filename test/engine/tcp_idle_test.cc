@@ -1,26 +1,11 @@
 // Memory of idle connections: an established connection that has exchanged a little data and
 // gone quiet keeps no empty buffers (receive ring, the send buffer's spare chunk, retransmission
 // queue and scoreboard storage): about its connection block and table entries, no more.
+#include "heap.h"
 #include "tcp_harness.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-extern "C" size_t __sanitizer_get_current_allocated_bytes();
-#else
-#include <malloc.h>
-#endif
 
 using namespace th;
 using namespace ms;
-
-namespace {
-size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__)
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  return mallinfo2().uordblks;
-#endif
-}
-}  // namespace
 
 TEST("idle connections after an exchange keep no empty buffers") {
   TcpConfig cfg;  // SACK and timestamps on: the retransmission queue is used

@@ -2,26 +2,13 @@
 // ACKs a retransmitted FIN (and restarts the 2 MSL wait), answers an old SYN with an ACK and
 // yields to a newer one (RFC 6191), blocks bind() like a TIME-WAIT socket, is bounded by
 // max_time_wait, and costs a fraction of a socket.
+#include "heap.h"
 #include "tcp_harness.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-extern "C" size_t __sanitizer_get_current_allocated_bytes();
-#else
-#include <malloc.h>
-#endif
 
 using namespace th;
 using namespace ms;
 
 namespace {
-
-size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__)
-  return __sanitizer_get_current_allocated_bytes();
-#else
-  return mallinfo2().uordblks;
-#endif
-}
 
 int count_state(TcpLayer& L, const char* st) {
   std::vector<TcpSocketInfo> v;
