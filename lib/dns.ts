@@ -5,6 +5,7 @@
 import { randomInt } from 'crypto';
 import { isIP } from 'net';
 
+import { ipv6Text } from './addr';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
 import type { Stack } from './raw';
 
@@ -123,12 +124,7 @@ export function parseMessage(buf: Buffer): DnsMessage {
 
 function addressOf(r: DnsRecord): string | null {
   if (r.type === TYPE_A && r.data.length === 4) return Array.from(r.data).join('.');
-  if (r.type === TYPE_AAAA && r.data.length === 16) {
-    const g: string[] = [];
-    for (let i = 0; i < 16; i += 2) g.push(r.data.readUInt16BE(i).toString(16));
-    // canonical text through Node's own parser
-    return new URL(`http://[${g.join(':')}]/`).hostname.slice(1, -1);
-  }
+  if (r.type === TYPE_AAAA && r.data.length === 16) return ipv6Text(r.data);
   return null;
 }
 

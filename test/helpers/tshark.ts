@@ -29,9 +29,10 @@ export interface CaptureCheck {
   removeIfClean?: boolean;
 }
 
-/** tshark's fields (tab-separated, one line a frame) of the frames matching filter ('' all) */
-export function tsharkFields(file: string, filter: string, fields: string[]): string[] {
-  const args = ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
+/** tshark's fields (tab-separated, one line a frame) of the frames matching filter ('' all);
+    extra: more tshark options (decode-as rules) */
+export function tsharkFields(file: string, filter: string, fields: string[], extra: string[] = []): string[] {
+  const args = ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', ...extra];
   if (filter) args.push('-Y', filter);
   for (const f of fields) args.push('-e', f);
   return execFileSync('tshark', [...args, '-T', 'fields'], big).split('\n').filter(Boolean);
@@ -53,11 +54,10 @@ export function checkCapture(file: string, c: CaptureCheck): boolean {
   const ffff = c.linuxPeer ? ' && !tcp.checksum.ffff' : '';
   const filter = `_ws.malformed || (_ws.expert.severity >= 0x00800000${ffff}) || ip.checksum.status == 0 || ` +
     `(tcp.checksum.status == 0${ffff}) || udp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0`;
-  const bad = execFileSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE',
-    '-o', 'udp.check_checksum:TRUE', ...asData, '-Y', filter, '-T', 'fields', '-e', 'frame.number', '-e', '_ws.col.Info'], big).trim();
+  const bad = tsharkFields(file, filter, ['frame.number', '_ws.col.Info'], asData).join('\n');
   assert.equal(bad, '', `frames with errors in ${file} (kept):\n${bad.split('\n').slice(0, 20).join('\n')}`);
   if (c.protocols?.length) {
-    const protos = execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'frame.protocols'], big);
+    const protos = tsharkFields(file, '', ['frame.protocols']).join('\n');
     for (const p of c.protocols) assert.ok(protos.includes(p), `the capture ${file} holds ${p}`);
   }
   if (c.removeIfClean) fs.rmSync(file, { force: true });
